@@ -1,0 +1,100 @@
+"""JWT endpoints (spec §3.1): token, refresh with rotation, verify, logout."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework_simplejwt import serializers as jwt_serializers
+from rest_framework_simplejwt import views as jwt_views
+
+from .schema import error_response
+from .serializers import StrictFieldsMixin
+
+
+class TokenObtainSerializer(StrictFieldsMixin, jwt_serializers.TokenObtainPairSerializer):
+    pass
+
+
+class TokenRefreshSerializer(StrictFieldsMixin, jwt_serializers.TokenRefreshSerializer):
+    pass
+
+
+class TokenVerifySerializer(StrictFieldsMixin, jwt_serializers.TokenVerifySerializer):
+    pass
+
+
+class LogoutSerializer(StrictFieldsMixin, jwt_serializers.TokenBlacklistSerializer):
+    pass
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField(help_text="Access token (short-lived).")
+    refresh = serializers.CharField(help_text="Refresh token.")
+
+
+class EmptySerializer(serializers.Serializer):
+    pass
+
+
+class _PublicTokenView:
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_scope = "auth"
+
+
+class TokenObtainView(_PublicTokenView, jwt_views.TokenObtainPairView):
+    serializer_class = TokenObtainSerializer
+
+    @extend_schema(
+        tags=["auth"],
+        operation_id="auth_token_obtain",
+        summary="Obtain a JWT pair",
+        description="Exchange an email and password for an access and a refresh token.",
+        responses={200: TokenPairSerializer, 401: error_response(401)},
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class TokenRefreshView(_PublicTokenView, jwt_views.TokenRefreshView):
+    serializer_class = TokenRefreshSerializer
+
+    @extend_schema(
+        tags=["auth"],
+        operation_id="auth_token_refresh",
+        summary="Refresh a JWT",
+        description=(
+            "Returns a new access token and a rotated refresh token; the refresh token sent "
+            "is blacklisted and cannot be used again."
+        ),
+        responses={200: TokenPairSerializer, 401: error_response(401)},
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class TokenVerifyView(_PublicTokenView, jwt_views.TokenVerifyView):
+    serializer_class = TokenVerifySerializer
+
+    @extend_schema(
+        tags=["auth"],
+        operation_id="auth_token_verify",
+        summary="Verify a JWT",
+        description="200 with an empty object when the token is valid; 401 otherwise.",
+        responses={200: EmptySerializer, 401: error_response(401)},
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class LogoutView(_PublicTokenView, jwt_views.TokenBlacklistView):
+    serializer_class = LogoutSerializer
+
+    @extend_schema(
+        tags=["auth"],
+        operation_id="auth_logout",
+        summary="Log out",
+        description="Blacklists the refresh token; it can no longer be refreshed.",
+        responses={200: EmptySerializer, 401: error_response(401)},
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)

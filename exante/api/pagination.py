@@ -1,0 +1,101 @@
+"""Page-number pagination with strict bounds and the ``_meta`` block (spec §2.2)."""
+
+import math
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+
+
+def parse_positive_int(raw: str, name: str, maximum: int | None = None) -> int:
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        raise ValidationError({name: [f"{name} must be an integer."]}) from None
+    if number < 1 or (maximum is not None and number > maximum):
+        bound = f"between 1 and {maximum}" if maximum is not None else "at least 1"
+        raise ValidationError({name: [f"{name} must be {bound}."]})
+    return number
+
+
+class EnvelopePagination(BasePagination):
+    """``?page=`` (≥ 1) and ``?per_page=`` (1–``max_per_page``); past the end is an empty
+    page, never a 404. Views may override ``default_per_page`` and ``max_per_page``."""
+
+    default_per_page = 25
+    max_per_page = 100
+
+    def _bounds(self, view) -> tuple[int, int]:
+        return (
+            getattr(view, "default_per_page", self.default_per_page),
+            getattr(view, "max_per_page", self.max_per_page),
+        )
+
+    def paginate_queryset(self, queryset, request, view=None):
+        default, maximum = self._bounds(view)
+        params = request.query_params
+        self.page = parse_positive_int(params["page"], "page") if "page" in params else 1
+        self.per_page = (
+            parse_positive_int(params["per_page"], "per_page", maximum)
+            if "per_page" in params
+            else default
+        )
+        self.total_items = self.count(queryset)
+        offset = (self.page - 1) * self.per_page
+        if offset >= self.total_items:
+            return []
+        return list(queryset[offset : offset + self.per_page])
+
+    def count(self, queryset) -> int:
+        if isinstance(queryset, list):
+            return len(queryset)
+        return queryset.count()
+
+    def get_paginated_response(self, data):
+        return Response({"items": data, "_meta": self.meta()})
+
+    def meta(self) -> dict:
+        return {
+            "page": self.page,
+            "per_page": self.per_page,
+            "total_pages": math.ceil(self.total_items / self.per_page),
+            "total_items": self.total_items,
+        }
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["items", "_meta"],
+            "properties": {
+                "items": schema,
+                "_meta": {
+                    "type": "object",
+                    "required": ["page", "per_page", "total_pages", "total_items"],
+                    "properties": {
+                        "page": {"type": "integer", "minimum": 1},
+                        "per_page": {"type": "integer", "minimum": 1},
+                        "total_pages": {"type": "integer", "minimum": 0},
+                        "total_items": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        default, maximum = self._bounds(view)
+        return [
+            {
+                "name": "page",
+                "in": "query",
+                "required": False,
+                "description": "Page number, from 1. A page past the end is empty.",
+                "schema": {"type": "integer", "minimum": 1, "default": 1},
+            },
+            {
+                "name": "per_page",
+                "in": "query",
+                "required": False,
+                "description": f"Items per page, 1 to {maximum}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+            },
+        ]

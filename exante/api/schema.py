@@ -1,0 +1,118 @@
+"""OpenAPI pieces shared by every endpoint: envelopes and the documented error responses."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input (`validation_error`); `errors` maps each field to its messages.",
+    "401": "Missing (`not_authenticated`) or invalid, expired or revoked credentials "
+    "(`authentication_failed`); sent with `WWW-Authenticate: Bearer`.",
+    "403": "Authenticated, but the role or API key scope does not allow this "
+    "(`permission_denied`).",
+    "404": "Not found, or not visible to the caller (`not_found`); the two are "
+    "indistinguishable by design.",
+    "409": "Conflicts with existing data.",
+    "413": "The request body is larger than the limit (`payload_too_large`).",
+    "415": "The body is not `application/json` (`unsupported_media_type`).",
+    "429": "Rate limit exceeded (`throttled`); `Retry-After` says when to retry.",
+    "500": "Unexpected server error (`server_error`); no details are disclosed.",
+    "503": "The database is unreachable (`service_unavailable`); `Retry-After` is set.",
+}
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    """The error envelope (spec §2.1)."""
+
+    status = serializers.ChoiceField(choices=["error"])
+    status_code = serializers.IntegerField(help_text="Always equals the HTTP status.")
+    message = serializers.CharField(help_text="One human sentence.")
+    code = serializers.CharField(help_text="A stable machine-readable code.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        allow_null=True,
+        help_text="Field → messages, on 400 only; `non_field_errors` for cross-field rules.",
+    )
+    data = serializers.JSONField(
+        allow_null=True, help_text="Extra facts (the existing `uid` on 409), else null."
+    )
+
+
+def error_response(status_code: int | str, description: str | None = None) -> OpenApiResponse:
+    """An error response for ``extend_schema(responses=...)``."""
+    return OpenApiResponse(
+        response=ErrorEnvelopeSerializer,
+        description=description or ERROR_DESCRIPTIONS[str(status_code)],
+    )
+
+
+def success_envelope(data_schema: dict) -> dict:
+    return {
+        "type": "object",
+        "required": ["status", "status_code", "message", "data"],
+        "properties": {
+            "status": {"type": "string", "enum": ["success"]},
+            "status_code": {"type": "integer", "description": "Equals the HTTP status."},
+            "message": {"type": "string"},
+            "data": data_schema,
+        },
+    }
+
+
+class EnvelopeAutoSchema(AutoSchema):
+    """Wraps every 2xx body in the success envelope and adds the error responses each
+    operation can produce, so no view has to repeat them."""
+
+    def _get_response_for_code(self, serializer, status_code, media_types=None, direction="response"):
+        response = super()._get_response_for_code(serializer, status_code, media_types, direction)
+        if str(status_code).startswith("2"):
+            for media in response.get("content", {}).values():
+                if "schema" in media:
+                    media["schema"] = success_envelope(media["schema"])
+        return response
+
+    def _requires_auth(self) -> bool:
+        permissions = self.view.get_permissions()
+        return not all(isinstance(permission, AllowAny) for permission in permissions)
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if self.method == "DELETE" and "204" in responses:
+            # Deletes answer 200 with an empty object in the envelope (spec §2.1).
+            del responses["204"]
+            responses["200"] = self._get_response_for_code(
+                {"type": "object", "additionalProperties": False}, "200", direction=direction
+            )
+        codes = ["500", "503"]
+        has_body = self.method in ("POST", "PUT", "PATCH")
+        if has_body:
+            codes += ["400", "413", "415"]
+        elif self._is_list_view():
+            codes.append("400")
+        if self._requires_auth():
+            codes += ["401", "403", "429"]
+        if "{" in self.path:
+            codes.append("404")
+        for code in codes:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(error_response(code), code)
+        return dict(sorted(responses.items()))
+
+
+class BearerAuthScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Bearer`` for JWT access tokens (and, where enabled,
+    API keys, which travel the same way)."""
+
+    target_class = "exante.api.authentication.BearerJWTAuthentication"
+    name = "bearerAuth"
+    match_subclasses = True
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT access token from `POST /api/auth/token`.",
+        }

@@ -1,0 +1,1 @@
+"""Settings package: ``base`` (local runs), ``test`` and ``production``."""

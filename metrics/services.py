@@ -1,0 +1,391 @@
+"""Business rules of the metrics domain: the one validation path for metric values and
+definitions. The API, the admin and the management commands all call these functions, so
+all three enforce the same rules.
+
+Rules that fit one row are database constraints (see models); the rules here span tables
+(path context vs definition, entity existence, inactive metrics) or depend on the
+definition (count and cents values must be integers).
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import orjson
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from entities.validators import is_valid_timezone
+from exante.db import violated_constraint
+
+from .constants import (
+    MAX_METRIC_DATE,
+    METADATA_MAX_BYTES,
+    METRIC_DEFINITION_UID_CONSTRAINT,
+    METRIC_VALUE_UNIQUE_CONSTRAINT,
+    MIN_METRIC_DATE,
+    VALUE_LIMIT,
+    VALUE_QUANTUM,
+    StorageUnit,
+    TimeUnit,
+    ValueType,
+)
+from .exceptions import DuplicateMetric, DuplicateValue, MetricInUse
+from .models import MetricDefinition, MetricValue
+from .selectors import entity_organization_timezone
+
+_NUMERIC_STRING = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+#: Fields of a definition that change the meaning of stored values.
+DEFINITION_IMMUTABLE_FIELDS = (
+    "uid",
+    "context_type",
+    "value_type",
+    "storage_unit",
+    "is_snapshot",
+    "period_definition",
+)
+DEFINITION_MUTABLE_FIELDS = ("name", "description", "formula", "is_active")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+# --- Value rules (spec §1.4) --------------------------------------------------------------
+
+
+def normalize_value(raw: object) -> Decimal:
+    """A JSON number or numeric string → a finite Decimal rounded half-even to 6 places.
+
+    Booleans, null, NaN, Infinity, junk strings and |value| ≥ 10^18 are rejected with a
+    ``ValidationError`` whose message says why.
+    """
+    if isinstance(raw, bool) or raw is None:
+        raise ValidationError("Enter a number, not %(kind)s.", params={"kind": repr(raw)})
+    if isinstance(raw, int | Decimal):
+        number = Decimal(raw)
+    elif isinstance(raw, float):
+        number = Decimal(repr(raw))
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if not _NUMERIC_STRING.match(text):
+            raise ValidationError("Enter a number; %(value)r is not numeric.", params={"value": raw[:50]})
+        number = Decimal(text)
+    else:
+        raise ValidationError("Enter a number.")
+    if not number.is_finite():
+        raise ValidationError("Enter a finite number.")
+    if number != 0 and number.adjusted() >= 18:
+        raise ValidationError("The value must be smaller than 10^18 in magnitude.")
+    try:
+        number = number.quantize(VALUE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        raise ValidationError("The value must be smaller than 10^18 in magnitude.") from None
+    if abs(number) >= VALUE_LIMIT:
+        raise ValidationError("The value must be smaller than 10^18 in magnitude.")
+    return number
+
+
+def value_errors_for_definition(value: Decimal, definition: MetricDefinition) -> list[str]:
+    """Rules that depend on the metric: counts are whole and ≥ 0, cents are whole."""
+    errors = []
+    whole = value == value.to_integral_value()
+    if definition.value_type == ValueType.COUNT:
+        if not whole:
+            errors.append("A count must be a whole number.")
+        if value < 0:
+            errors.append("A count cannot be negative.")
+    if definition.storage_unit == StorageUnit.CENTS and not whole:
+        errors.append("A value in cents must be a whole number of minor currency units.")
+    return errors
+
+
+def aligned_date(metric_date: date, time_unit: str) -> date:
+    if time_unit == TimeUnit.MONTH:
+        return metric_date.replace(day=1)
+    if time_unit == TimeUnit.YEAR:
+        return metric_date.replace(month=1, day=1)
+    return metric_date
+
+
+def metric_date_errors(metric_date: date, time_unit: str) -> list[str]:
+    """Range 1900-01-01 … 2199-12-31 and alignment: month → 1st, year → January 1st."""
+    if not MIN_METRIC_DATE <= metric_date <= MAX_METRIC_DATE:
+        return [f"metric_date must be between {MIN_METRIC_DATE} and {MAX_METRIC_DATE}."]
+    aligned = aligned_date(metric_date, time_unit)
+    if aligned != metric_date:
+        what = "the first day of a month" if time_unit == TimeUnit.MONTH else "January 1st"
+        return [
+            f"For time_unit={time_unit} metric_date must be {what}: use {aligned.isoformat()}."
+        ]
+    return []
+
+
+def _plain_json(node: Any, depth: int = 0) -> Any:
+    """Decimals from the JSON parser → int/float; non-finite numbers are rejected."""
+    if depth > 64:
+        raise ValidationError("_metadata is nested too deeply (at most 64 levels).")
+    if isinstance(node, Decimal):
+        if not node.is_finite():
+            raise ValidationError("_metadata may only hold finite numbers.")
+        as_float = float(node)
+        if as_float in (float("inf"), float("-inf")):
+            raise ValidationError("_metadata holds a number too large to store.")
+        return int(node) if node == node.to_integral_value() and node.adjusted() < 18 else as_float
+    if isinstance(node, float) and node != node or node in (float("inf"), float("-inf")):
+        raise ValidationError("_metadata may only hold finite numbers.")
+    if isinstance(node, Mapping):
+        return {str(key): _plain_json(value, depth + 1) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain_json(value, depth + 1) for value in node]
+    return node
+
+
+def normalize_metadata(raw: object) -> dict:
+    """A JSON object of at most 16 KiB serialized; ``None`` means ``{}``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValidationError("_metadata must be a JSON object.")
+    plain = _plain_json(raw)
+    try:
+        size = len(orjson.dumps(plain))
+    except TypeError:
+        raise ValidationError("_metadata must contain only JSON values.") from None
+    if size > METADATA_MAX_BYTES:
+        raise ValidationError(
+            f"_metadata is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}."
+        )
+    return plain
+
+
+# --- Metric values --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityRef:
+    """What a value needs to know about its entity."""
+
+    context_type: str
+    uid: UUID
+    default_timezone: str
+
+    @classmethod
+    def of(cls, context_type: str, entity) -> "EntityRef":
+        return cls(context_type, entity.uid, entity_organization_timezone(entity))
+
+
+def metric_value_build(
+    *,
+    definition: MetricDefinition | None,
+    entity: EntityRef,
+    time_unit: str = TimeUnit.DAY,
+    metric_date: date,
+    value: object,
+    timezone: str | None = None,
+    metadata: object = None,
+    batch_id: UUID | None = None,
+    allow_inactive: bool = False,
+    metric_uid: str | None = None,
+) -> MetricValue:
+    """Validate a new value against its definition and entity; return it unsaved.
+
+    Every rule is checked and all failures are raised together as one
+    ``ValidationError`` keyed by field (``metric_uid``, ``value``, ``metric_date``,
+    ``timezone``, ``_metadata``). ``definition=None`` means the uid was unknown.
+    """
+    errors: dict[str, list[str]] = {}
+    if definition is None:
+        errors["metric_uid"] = [f"Unknown metric {metric_uid!r}."]
+    else:
+        if definition.context_type != entity.context_type:
+            errors.setdefault("metric_uid", []).append(
+                f"Metric {definition.uid!r} is for context {definition.context_type}, "
+                f"not {entity.context_type}."
+            )
+        if not definition.is_active and not allow_inactive:
+            errors.setdefault("metric_uid", []).append(
+                f"Metric {definition.uid!r} is inactive and takes no new values."
+            )
+    if time_unit not in TimeUnit.values:
+        errors["time_unit"] = [f"time_unit must be one of {', '.join(TimeUnit.values)}."]
+    try:
+        number = normalize_value(value)
+    except ValidationError as exc:
+        errors["value"] = exc.messages
+        number = None
+    if number is not None and definition is not None:
+        if value_errors := value_errors_for_definition(number, definition):
+            errors["value"] = value_errors
+    if time_unit in TimeUnit.values and (date_errors := metric_date_errors(metric_date, time_unit)):
+        errors["metric_date"] = date_errors
+    if timezone is None or timezone == "":
+        timezone = entity.default_timezone
+    elif not is_valid_timezone(timezone):
+        errors["timezone"] = [f"{timezone!r} is not a known IANA timezone name."]
+    try:
+        clean_metadata = normalize_metadata(metadata)
+    except ValidationError as exc:
+        errors["_metadata"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    return MetricValue(
+        metric=definition,
+        context_type=entity.context_type,
+        entity_uid=entity.uid,
+        time_unit=time_unit,
+        metric_date=metric_date,
+        value=number,
+        timezone=timezone,
+        metadata=clean_metadata,
+        batch_id=batch_id,
+    )
+
+
+def metric_value_save_new(instance: MetricValue) -> MetricValue:
+    """Insert a built value. The unique constraint decides a race: a violation becomes
+    ``DuplicateValue`` carrying the existing row's uid; any other integrity error is
+    re-raised."""
+    try:
+        with transaction.atomic():
+            instance.save(force_insert=True)
+    except IntegrityError as exc:
+        if violated_constraint(exc, MetricValue) != METRIC_VALUE_UNIQUE_CONSTRAINT:
+            raise
+        existing = (
+            MetricValue.objects.filter(
+                entity_uid=instance.entity_uid,
+                metric_id=instance.metric_id,
+                time_unit=instance.time_unit,
+                metric_date=instance.metric_date,
+            )
+            .values_list("uid", flat=True)
+            .first()
+        )
+        raise DuplicateValue(
+            errors={"metric_date": ["A value for this date already exists."]},
+            data={"uid": str(existing) if existing else None},
+        ) from exc
+    return instance
+
+
+def metric_value_create(**kwargs) -> MetricValue:
+    """Validate and insert one value (``metric_value_build`` + ``metric_value_save_new``)."""
+    return metric_value_save_new(metric_value_build(**kwargs))
+
+
+def metric_value_update(
+    *,
+    instance: MetricValue,
+    value: object = UNSET,
+    timezone: object = UNSET,
+    metadata: object = UNSET,
+) -> MetricValue:
+    """Change the mutable fields of a value, re-validated against its metric.
+
+    ``metadata`` replaces the object whole. Fields left ``UNSET`` are untouched.
+    """
+    errors: dict[str, list[str]] = {}
+    changes: dict[str, Any] = {}
+    if value is not UNSET:
+        try:
+            number = normalize_value(value)
+        except ValidationError as exc:
+            errors["value"] = exc.messages
+        else:
+            if value_errors := value_errors_for_definition(number, instance.metric):
+                errors["value"] = value_errors
+            changes["value"] = number
+    if timezone is not UNSET:
+        if not is_valid_timezone(timezone):
+            errors["timezone"] = [f"{timezone!r} is not a known IANA timezone name."]
+        changes["timezone"] = timezone
+    if metadata is not UNSET:
+        try:
+            changes["metadata"] = normalize_metadata(metadata)
+        except ValidationError as exc:
+            errors["_metadata"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    if changes:
+        for name, new in changes.items():
+            setattr(instance, name, new)
+        instance.save(update_fields=[*changes, "updated_at"])
+    return instance
+
+
+def metric_value_delete(*, instance: MetricValue) -> None:
+    instance.delete()
+
+
+# --- Metric definitions ---------------------------------------------------------------------
+
+
+def _definition_errors(definition: MetricDefinition) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if definition.storage_unit == StorageUnit.CENTS and definition.value_type != ValueType.CURRENCY:
+        errors["storage_unit"] = ["storage_unit=cents is only allowed with value_type=currency."]
+    return errors
+
+
+def metric_definition_create(**fields) -> MetricDefinition:
+    """Create a definition; a duplicate uid (decided by the unique constraint) is a 409."""
+    definition = MetricDefinition(**fields)
+    if errors := _definition_errors(definition):
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            definition.save(force_insert=True)
+    except IntegrityError as exc:
+        if violated_constraint(exc, MetricDefinition) != METRIC_DEFINITION_UID_CONSTRAINT:
+            raise
+        raise DuplicateMetric(
+            f"A metric definition with uid {definition.uid!r} already exists.",
+            errors={"uid": ["A metric definition with this uid already exists."]},
+            data={"uid": definition.uid},
+        ) from exc
+    return definition
+
+
+def metric_definition_update(*, definition: MetricDefinition, **fields) -> MetricDefinition:
+    """Change mutable fields only; immutable ones must arrive unchanged (or not at all)."""
+    errors: dict[str, list[str]] = {}
+    changed = []
+    for name, new in fields.items():
+        current = getattr(definition, name)
+        if name in DEFINITION_IMMUTABLE_FIELDS:
+            if new != current:
+                errors[name] = [f"{name} cannot be changed once the metric exists."]
+            continue
+        if name not in DEFINITION_MUTABLE_FIELDS:
+            raise TypeError(f"unknown field {name}")
+        if new != current:
+            setattr(definition, name, new)
+            changed.append(name)
+    if errors:
+        raise ValidationError(errors)
+    if changed:
+        definition.save(update_fields=[*changed, "updated_at"])
+    return definition
+
+
+def metric_definition_delete(*, definition: MetricDefinition) -> None:
+    """Delete a definition no value references. The foreign key decides a race with a
+    concurrent insert (checked at commit), so a value can never be orphaned."""
+    try:
+        with transaction.atomic():
+            if MetricValue.objects.filter(metric=definition).exists():
+                raise MetricInUse()
+            definition.delete()
+    except IntegrityError as exc:
+        raise MetricInUse() from exc
+
