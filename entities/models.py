@@ -65,9 +65,7 @@ class Party(models.Model):
     """A customer or vendor of one organization (an accounts-receivable counterparty)."""
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="parties"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="parties")
     name = models.CharField(max_length=200)
     # The id of this party in the customer's own system; blank when they have none.
     external_ref = models.CharField(max_length=200, blank=True, default="")
@@ -180,10 +178,10 @@ class Membership(models.Model):
     class Meta:
         ordering = ["organization_id", "user_id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "organization"], name="membership_user_org_uniq"),
-            models.CheckConstraint(
-                condition=Q(role__in=Role.values), name="membership_role_valid"
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="membership_user_org_uniq"
             ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
         ]
 
     def __str__(self) -> str:

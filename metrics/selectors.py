@@ -31,8 +31,8 @@ def visible_entities(context_type: str, user) -> models.QuerySet:
 
 def entity_get(*, context_type: str, entity_uid: UUID, user=None):
     """The entity, or ``None`` when it does not exist or (given a user) is not visible."""
-    queryset = visible_entities(context_type, user) if user is not None else entity_queryset(
-        context_type
+    queryset = (
+        visible_entities(context_type, user) if user is not None else entity_queryset(context_type)
     )
     return queryset.filter(uid=entity_uid).first()
 

@@ -7,6 +7,7 @@ Rules that fit one row are database constraints (see models); the rules here spa
 definition (count and cents values must be integers).
 """
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,7 +79,9 @@ def normalize_value(raw: object) -> Decimal:
     elif isinstance(raw, str):
         text = raw.strip()
         if not _NUMERIC_STRING.match(text):
-            raise ValidationError("Enter a number; %(value)r is not numeric.", params={"value": raw[:50]})
+            raise ValidationError(
+                "Enter a number; %(value)r is not numeric.", params={"value": raw[:50]}
+            )
         number = Decimal(text)
     else:
         raise ValidationError("Enter a number.")
@@ -124,9 +127,7 @@ def metric_date_errors(metric_date: date, time_unit: str) -> list[str]:
     aligned = aligned_date(metric_date, time_unit)
     if aligned != metric_date:
         what = "the first day of a month" if time_unit == TimeUnit.MONTH else "January 1st"
-        return [
-            f"For time_unit={time_unit} metric_date must be {what}: use {aligned.isoformat()}."
-        ]
+        return [f"For time_unit={time_unit} metric_date must be {what}: use {aligned.isoformat()}."]
     return []
 
 
@@ -138,10 +139,10 @@ def _plain_json(node: Any, depth: int = 0) -> Any:
         if not node.is_finite():
             raise ValidationError("_metadata may only hold finite numbers.")
         as_float = float(node)
-        if as_float in (float("inf"), float("-inf")):
+        if not math.isfinite(as_float):
             raise ValidationError("_metadata holds a number too large to store.")
         return int(node) if node == node.to_integral_value() and node.adjusted() < 18 else as_float
-    if isinstance(node, float) and node != node or node in (float("inf"), float("-inf")):
+    if isinstance(node, float) and not math.isfinite(node):
         raise ValidationError("_metadata may only hold finite numbers.")
     if isinstance(node, Mapping):
         return {str(key): _plain_json(value, depth + 1) for key, value in node.items()}
@@ -224,7 +225,8 @@ def metric_value_build(
         errors["value"] = exc.messages
         number = None
     if number is not None and definition is not None:
-        if value_errors := value_errors_for_definition(number, definition):
+        value_errors = value_errors_for_definition(number, definition)
+        if value_errors:
             errors["value"] = value_errors
     if time_unit in TimeUnit.values and (date_errors := metric_date_errors(metric_date, time_unit)):
         errors["metric_date"] = date_errors
@@ -388,4 +390,3 @@ def metric_definition_delete(*, definition: MetricDefinition) -> None:
             definition.delete()
     except IntegrityError as exc:
         raise MetricInUse() from exc
-

@@ -100,14 +100,12 @@ def _message_for(exc: exceptions.APIException, code: str) -> str:
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
         if len(errors) == 1:
-            (field, messages), = errors.items()
+            ((field, messages),) = errors.items()
             if field == NON_FIELD:
                 return messages[0]
             return f"{field}: {messages[0]}"
         return _MESSAGES["validation_error"]
-    if code in ("authentication_failed", "not_authenticated") and not isinstance(
-        exc.detail, str
-    ):
+    if code in ("authentication_failed", "not_authenticated") and not isinstance(exc.detail, str):
         return _MESSAGES[code]
     if isinstance(exc.detail, str):
         return str(exc.detail)

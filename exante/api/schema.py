@@ -65,7 +65,9 @@ class EnvelopeAutoSchema(AutoSchema):
     """Wraps every 2xx body in the success envelope and adds the error responses each
     operation can produce, so no view has to repeat them."""
 
-    def _get_response_for_code(self, serializer, status_code, media_types=None, direction="response"):
+    def _get_response_for_code(
+        self, serializer, status_code, media_types=None, direction="response"
+    ):
         response = super()._get_response_for_code(serializer, status_code, media_types, direction)
         if str(status_code).startswith("2"):
             for media in response.get("content", {}).values():

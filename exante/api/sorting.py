@@ -27,11 +27,11 @@ class SortFilter(BaseFilterBackend):
         allowed = getattr(view, "sort_fields", None)
         if not allowed:
             return queryset
-        field, descending = parse_sort(
-            request.query_params.get("sort"), allowed, view.default_sort
-        )
+        field, descending = parse_sort(request.query_params.get("sort"), allowed, view.default_sort)
         order = [f"-{field}" if descending else field]
-        order += [key for key in getattr(view, "sort_tiebreak", ("pk",)) if key.lstrip("-") != field]
+        order += [
+            key for key in getattr(view, "sort_tiebreak", ("pk",)) if key.lstrip("-") != field
+        ]
         return queryset.order_by(*order)
 
     def get_schema_operation_parameters(self, view):

@@ -42,9 +42,7 @@ class MetricDefinitionCreateSerializer(StrictFieldsMixin, serializers.ModelSeria
         },
     )
     name = StrictCharField(max_length=200, min_length=1)
-    description = StrictCharField(
-        max_length=10_000, required=False, allow_blank=True, default=""
-    )
+    description = StrictCharField(max_length=10_000, required=False, allow_blank=True, default="")
     formula = StrictCharField(
         max_length=10_000,
         required=False,
