@@ -118,3 +118,12 @@ class BearerAuthScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "A JWT access token from `POST /api/auth/token`.",
         }
+
+
+def strip_optional_trailing_slash(endpoints, **kwargs):
+    """Routes are written ``^path/?$`` so both spellings work; document the canonical one
+    (no trailing slash, spec §2)."""
+    return [
+        (path.rstrip("/") if path != "/" else path, regex, method, callback)
+        for path, regex, method, callback in endpoints
+    ]
