@@ -3,8 +3,12 @@
 Every entity has a public UUID ``uid``; the integer primary keys stay internal.
 """
 
+import hashlib
+import hmac
+import secrets
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -23,17 +27,65 @@ class Role(models.TextChoices):
 WRITER_ROLES = (Role.ADMIN, Role.EDITOR)
 
 
+class Scope(models.TextChoices):
+    """What an API key may do; each scope grants exactly what it names."""
+
+    METRICS_READ = "metrics:read", "Read metric definitions and values"
+    METRICS_WRITE = "metrics:write", "Write metric values"
+    METRICS_ADMIN = "metrics:admin", "Create, change and delete metric definitions"
+    ENTITIES_READ = "entities:read", "Read organizations, parties, users and members"
+    ENTITIES_WRITE = "entities:write", "Manage parties, memberships and the organization"
+
+
+#: The scopes each role carries; a key never gets more than its user's role allows, whatever
+#: it was created with (a later demotion narrows existing keys at once).
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    Role.VIEWER: frozenset({Scope.METRICS_READ, Scope.ENTITIES_READ}),
+    Role.EDITOR: frozenset({Scope.METRICS_READ, Scope.ENTITIES_READ, Scope.METRICS_WRITE}),
+    Role.ADMIN: frozenset(
+        {Scope.METRICS_READ, Scope.ENTITIES_READ, Scope.METRICS_WRITE, Scope.ENTITIES_WRITE}
+    ),
+}
+#: Staff may do everything, including changing the global metric catalogue.
+STAFF_SCOPES: frozenset[str] = frozenset(Scope.values)
+
+
+def scopes_allowed(*, role: str | None, is_staff: bool) -> frozenset[str]:
+    """Every scope a user with ``role`` in an organization (``None``: not a member) may hold."""
+    if is_staff:
+        return STAFF_SCOPES
+    return ROLE_SCOPES.get(role, frozenset()) if role else frozenset()
+
+
+def acting_key(user):
+    """The ``ApiKey`` the request authenticated with, or ``None`` for a JWT/session user.
+
+    API-key authentication sets ``user.api_key``; every visibility and permission rule
+    reads it from here, so a key is narrowed the same way everywhere.
+    """
+    return getattr(user, "api_key", None)
+
+
 class OrganizationQuerySet(models.QuerySet):
     def visible_to(self, user) -> "OrganizationQuerySet":
-        """Organizations the user (or the API key it authenticated with) may see."""
+        """Organizations the user (or the API key it authenticated with) may see.
+
+        A key sees only its own organization, and (staff aside) only while its user is
+        still a member of it.
+        """
         if not user or not user.is_authenticated:
             return self.none()
-        api_key = getattr(user, "api_key", None)
+        api_key = acting_key(user)
         if api_key is not None:
-            return self.filter(pk=api_key.organization_id, memberships__user=user)
+            if user.is_staff:
+                return self.filter(pk=api_key.organization_id)
+            return self.filter(
+                pk=api_key.organization_id,
+                pk__in=Membership.objects.filter(user=user).values("organization_id"),
+            )
         if user.is_staff:
             return self.all()
-        return self.filter(memberships__user=user)
+        return self.filter(pk__in=Membership.objects.filter(user=user).values("organization_id"))
 
 
 class Organization(models.Model):
@@ -90,7 +142,22 @@ class Party(models.Model):
         return self.name
 
 
-class UserManager(BaseUserManager):
+class UserQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "UserQuerySet":
+        """Users the caller may see: themself, and members of any organization the caller
+        may see (through a key: members of the key's organization)."""
+        if not user or not user.is_authenticated:
+            return self.none()
+        if user.is_staff and acting_key(user) is None:
+            return self.all()
+        orgs = Organization.objects.visible_to(user).values("pk")
+        # A subquery rather than a join: no duplicate rows, so no DISTINCT is needed and
+        # counts stay cheap.
+        members = Membership.objects.filter(organization__in=orgs).values("user_id")
+        return self.filter(Q(pk=user.pk) | Q(pk__in=members))
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra):
@@ -113,16 +180,6 @@ class UserManager(BaseUserManager):
 
     def get_by_natural_key(self, username):
         return self.get(email__iexact=username)
-
-    def visible_to(self, user):
-        """Users the caller may see: themself and members of any organization they share."""
-        if not user or not user.is_authenticated:
-            return self.none()
-        api_key = getattr(user, "api_key", None)
-        if user.is_staff and api_key is None:
-            return self.all()
-        orgs = Organization.objects.visible_to(user).values("pk")
-        return self.filter(Q(pk=user.pk) | Q(memberships__organization__in=orgs)).distinct()
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -186,3 +243,129 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.organization} ({self.role})"
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+#: Every key starts with this, so a leaked key is recognisable (secret scanners) and the
+#: authentication class can tell a key from a JWT without trying to decode it.
+API_KEY_PREFIX = "ex_live_"
+#: Characters after the prefix stored in clear and indexed, so authentication is one indexed
+#: lookup; 12 url-safe characters are 72 random bits, far from colliding.
+API_KEY_LOOKUP_LENGTH = 12
+#: Random bytes per key: 32 bytes are 43 url-safe characters (256 bits).
+API_KEY_RANDOM_BYTES = 32
+#: ``last_used_at`` is written at most this often per key, not on every request.
+API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+API_KEY_LOOKUP_CONSTRAINT = "apikey_lookup_uniq"
+
+
+def hash_api_key(raw_key: str) -> str:
+    """HMAC-SHA256 of the whole key under a server-side secret, hex encoded.
+
+    A fast keyed hash is the right tool here, unlike for passwords: a key carries 256 random
+    bits, so nobody can guess it from its hash however fast the hash is, while a slow
+    password hash (PBKDF2, Argon2) would add tens of milliseconds to every request. The
+    server secret means a copy of the database alone cannot even check a guess.
+    """
+    secret = (getattr(settings, "API_KEY_SECRET", "") or settings.SECRET_KEY).encode()
+    return hmac.new(secret, raw_key.encode(), hashlib.sha256).hexdigest()
+
+
+def generate_api_key() -> str:
+    """A new random key: ``ex_live_`` + 43 url-safe characters."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
+
+
+def api_key_lookup(raw_key: str) -> str:
+    """The public, indexed part of a key (the characters right after the prefix)."""
+    return raw_key[len(API_KEY_PREFIX) : len(API_KEY_PREFIX) + API_KEY_LOOKUP_LENGTH]
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def owned_by(self, user) -> "ApiKeyQuerySet":
+        """The keys a user created for themself (keys are never shared)."""
+        if not user or not user.is_authenticated:
+            return self.none()
+        return self.filter(user=user)
+
+    def usable(self, now) -> "ApiKeyQuerySet":
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A long-lived credential for an integration: acts for its user inside one organization,
+    within its scopes and never beyond the user's current role there.
+
+    Only ``lookup`` (public, indexed) and an HMAC of the whole key are stored; the key itself
+    is shown once, when created. Revoking sets ``revoked_at`` (the row stays for audit).
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    lookup = models.CharField(max_length=API_KEY_LOOKUP_LENGTH, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    # Lets a user tell keys apart (``ex_live_...AbCd``) without storing the key.
+    last_four = models.CharField(max_length=4, editable=False)
+    # An empty list means "everything the user's role allows".
+    scopes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lookup"], name=API_KEY_LOOKUP_CONSTRAINT),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_snippet})"
+
+    @property
+    def key_snippet(self) -> str:
+        return f"{API_KEY_PREFIX}...{self.last_four}"
+
+    def is_usable(self, now) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    @property
+    def member_role(self) -> str | None:
+        """The user's role in the key's organization (``None``: no longer a member).
+
+        Authentication annotates it in its one query; elsewhere it costs one query, once.
+        """
+        if "_member_role" not in self.__dict__:
+            memberships = Membership.objects.filter(
+                user_id=self.user_id, organization_id=self.organization_id
+            )
+            self.__dict__["_member_role"] = memberships.values_list("role", flat=True).first()
+        return self.__dict__["_member_role"]
+
+    @property
+    def acting_role(self) -> str | None:
+        """The role the key acts with: staff act as admins of any organization."""
+        if self.user.is_staff:
+            return Role.ADMIN
+        return self.member_role
+
+    def effective_scopes(self) -> frozenset[str]:
+        """The scopes this key may use right now: those it was given (all when none were)
+        narrowed to what its user's current role allows."""
+        allowed = scopes_allowed(role=self.member_role, is_staff=self.user.is_staff)
+        return allowed & frozenset(self.scopes) if self.scopes else allowed
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.effective_scopes()
