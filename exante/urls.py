@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from exante import observability
 from exante.api import auth, handlers, health
 
 api_patterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     re_path(r"^healthz/?$", health.healthz, name="healthz"),
     re_path(r"^readyz/?$", health.readyz, name="readyz"),
+    re_path(r"^metrics/?$", observability.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
 

@@ -37,7 +37,10 @@ class RequestIDLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
+            # Django logs 4xx/5xx responses ("django.request") after the middleware chain
+            # has returned, outside the context variable; that record carries the request.
+            request = getattr(record, "request", None)
+            record.request_id = getattr(request, "request_id", None) or request_id_var.get()
         return True
 
 

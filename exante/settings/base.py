@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "exante.api.middleware.RequestIDMiddleware",
+    # Outermost after the request id: times and logs every response, 503s included.
+    "exante.observability.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "exante.api.middleware.DatabaseUnavailableMiddleware",
@@ -232,6 +234,11 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["exante.api.schema.strip_optional_trailing_slash"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
 }
+
+# --- Observability: Prometheus text at /metrics (off unless enabled; docs/deploy.md) -------
+METRICS_ENDPOINT_ENABLED = env_bool("METRICS_ENDPOINT_ENABLED", False)
+# When set, scrapers must send ``Authorization: Bearer <METRICS_TOKEN>``.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Logging: one JSON object per line, each carrying the request id ----------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
