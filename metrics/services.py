@@ -285,19 +285,49 @@ def metric_value_create(**kwargs) -> MetricValue:
     return metric_value_save_new(metric_value_build(**kwargs))
 
 
+#: Fields of a value that identify it; a PATCH may repeat them but never change them.
+VALUE_IMMUTABLE_FIELDS = ("metric_uid", "context_type", "entity_uid", "time_unit", "metric_date")
+
+
+def _current_identity(instance: MetricValue) -> dict[str, Any]:
+    return {
+        "metric_uid": instance.metric.uid,
+        "context_type": instance.context_type,
+        "entity_uid": instance.entity_uid,
+        "time_unit": instance.time_unit,
+        "metric_date": instance.metric_date,
+    }
+
+
 def metric_value_update(
     *,
     instance: MetricValue,
     value: object = UNSET,
     timezone: object = UNSET,
     metadata: object = UNSET,
+    **identity: object,
 ) -> MetricValue:
     """Change the mutable fields of a value, re-validated against its metric.
 
-    ``metadata`` replaces the object whole. Fields left ``UNSET`` are untouched.
+    ``metadata`` replaces the object whole. Fields left ``UNSET`` are untouched. The
+    identifying fields (``VALUE_IMMUTABLE_FIELDS``) may be passed too: the same value as
+    stored is ignored, a different one is an error naming the field. All errors are raised
+    together and nothing is written when there is any.
     """
+    unknown = set(identity) - set(VALUE_IMMUTABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown fields {sorted(unknown)}")
     errors: dict[str, list[str]] = {}
     changes: dict[str, Any] = {}
+    current = _current_identity(instance)
+    for name, given in identity.items():
+        if given is UNSET:
+            continue
+        if str(given) != str(current[name]):
+            errors[name] = [
+                f"{name} cannot be changed (it is {current[name]}); "
+                "delete the value and create a new one instead."
+            ]
     if value is not UNSET:
         try:
             number = normalize_value(value)
@@ -326,6 +356,7 @@ def metric_value_update(
 
 
 def metric_value_delete(*, instance: MetricValue) -> None:
+    """Remove one value (its uid is never reused: new values get new UUIDv7s)."""
     instance.delete()
 
 

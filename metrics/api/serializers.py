@@ -1,11 +1,26 @@
 """Shape-only serializers of the metrics API; business rules live in ``metrics.services``."""
 
+import re
+from datetime import UTC, date, datetime
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from exante.api.filters import StrictBooleanField as StrictBooleanFormField
 from exante.api.serializers import StrictBooleanField, StrictCharField, StrictFieldsMixin
 
-from ..constants import METRIC_UID_PATTERN, RESERVED_METRIC_UIDS
-from ..models import MetricDefinition
+from ..constants import (
+    METRIC_UID_PATTERN,
+    RESERVED_METRIC_UIDS,
+    ContextType,
+    PeriodDefinition,
+    StorageUnit,
+    TimeUnit,
+    ValueType,
+)
+from ..models import MetricDefinition, MetricValue
 
 
 class MetricDefinitionSerializer(serializers.ModelSerializer):
@@ -105,3 +120,282 @@ class MetricDefinitionUpdateSerializer(StrictFieldsMixin, serializers.Serializer
         required=False,
         help_text="Immutable.",
     )
+
+
+# --- Metric values ---------------------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@extend_schema_field(OpenApiTypes.DATE)
+class StrictDateField(serializers.Field):
+    """A JSON string ``YYYY-MM-DD`` naming a real calendar date (``2026-02-30`` is not).
+
+    Range and alignment to the time unit are business rules, checked by the service.
+    """
+
+    default_error_messages = {
+        "not_a_string": "Must be a date string in the form YYYY-MM-DD.",
+        "format": "Must be a date in the form YYYY-MM-DD, not {value!r}.",
+        "not_a_date": "{value} is not a calendar date.",
+    }
+
+    def to_internal_value(self, data) -> date:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        if not _ISO_DATE.match(data):
+            self.fail("format", value=data[:40])
+        try:
+            return date.fromisoformat(data)
+        except ValueError:
+            self.fail("not_a_date", value=data)
+
+    def to_representation(self, value: date) -> str:
+        return value.isoformat()
+
+
+class RawValueField(serializers.Field):
+    """Passes the JSON value through untouched: ``metrics.services.normalize_value`` is
+    the one place that decides what a valid number is (booleans, junk strings, NaN and
+    out-of-range values are rejected there, with the reason)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class QueryBooleanField(serializers.Field):
+    """A query-string boolean: ``true``/``false``/``1``/``0`` only (spec §2.2)."""
+
+    default_error_messages = {"invalid": "Must be one of true, false, 1, 0."}
+
+    def to_internal_value(self, data) -> bool:
+        try:
+            parsed = StrictBooleanFormField(required=False).clean(data)
+        except DjangoValidationError:
+            self.fail("invalid")
+        if parsed is None:
+            self.fail("invalid")
+        return parsed
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class _NumberSchema(RawValueField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^[+-]?\d*\.?\d+$"}],
+        "description": 'A JSON number or a numeric string such as `"1234.50"`.',
+    }
+)
+class ValueInputField(RawValueField):
+    pass
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetadataField(serializers.JSONField):
+    """Any JSON here; that it is an object of at most 16 KiB is checked by the service."""
+
+
+def _metadata_field(**kwargs) -> MetadataField:
+    return MetadataField(
+        help_text="A JSON object (calculation context for audit), at most 16 KiB "
+        "serialized. `null` or omitted means `{}`.",
+        **kwargs,
+    )
+
+
+_TIME_UNIT_HELP = "`day` (any date), `month` (first of a month) or `year` (January 1st)."
+
+
+class MetricValueCreateSerializer(StrictFieldsMixin, serializers.Serializer):
+    """Body of ``POST /api/metrics/values/{context_type}/{entity_uid}`` (shape only)."""
+
+    metric_uid = StrictCharField(max_length=64, help_text="uid of the metric definition.")
+    time_unit = serializers.ChoiceField(
+        choices=TimeUnit.choices, default=TimeUnit.DAY, help_text=_TIME_UNIT_HELP
+    )
+    metric_date = StrictDateField(
+        help_text="`YYYY-MM-DD`, between 1900-01-01 and 2199-12-31, aligned to `time_unit`."
+    )
+    value = ValueInputField(
+        help_text="A JSON number or numeric string, finite, |value| < 10^18; more than 6 "
+        "decimals round half-even. Counts are whole and ≥ 0; `cents` metrics take whole "
+        "numbers. Booleans, null, NaN and Infinity are rejected."
+    )
+    timezone = StrictCharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        help_text="IANA timezone name; omitted or null means the timezone of the entity's "
+        "organization (a user's own timezone for USER values).",
+    )
+    _metadata = _metadata_field(required=False, allow_null=True)
+
+
+class MetricValueUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
+    """Body of ``PATCH /api/metrics/values/{value_uid}`` (shape only).
+
+    ``value``, ``timezone`` and ``_metadata`` (replaced whole) change; the identifying
+    fields may be sent only with their current value.
+    """
+
+    value = ValueInputField(required=False, help_text="New value, re-validated against the metric.")
+    timezone = StrictCharField(max_length=64, required=False, help_text="IANA timezone name.")
+    metric_uid = StrictCharField(max_length=64, required=False, help_text="Immutable.")
+    context_type = serializers.ChoiceField(
+        choices=ContextType.choices, required=False, help_text="Immutable."
+    )
+    entity_uid = serializers.UUIDField(required=False, help_text="Immutable.")
+    time_unit = serializers.ChoiceField(
+        choices=TimeUnit.choices, required=False, help_text="Immutable."
+    )
+    metric_date = StrictDateField(required=False, help_text="Immutable.")
+    _metadata = _metadata_field(required=False, allow_null=True)
+
+
+class MetricValueListQuerySerializer(serializers.Serializer):
+    """Query parameters of the value list (shape only; unknown parameters are ignored)."""
+
+    metric_uid = serializers.CharField(
+        required=False,
+        help_text="Comma-separated metric uids. An unknown uid, or one of another "
+        "context type, is a 400 that lists it. Omitted: every metric.",
+    )
+    time_unit = serializers.ChoiceField(
+        choices=TimeUnit.choices,
+        default=TimeUnit.DAY,
+        help_text="Only values of this unit.",
+    )
+    start_date = StrictDateField(
+        required=False,
+        help_text="Inclusive. Default: 90 days before today, where today is the date in the "
+        "timezone of the entity's organization (a user's own timezone for USER). Ignored "
+        "with `latest=true`.",
+    )
+    end_date = StrictDateField(
+        required=False,
+        help_text="Inclusive. Default: today in the organization's timezone. A `start_date` "
+        "after the (given or default) `end_date` is a 400. Ignored with `latest=true`.",
+    )
+    latest = QueryBooleanField(
+        required=False,
+        default=False,
+        help_text="`true`: only the most recent value of each metric (within `time_unit` "
+        "and `metric_uid`), whatever its date. `true`/`false`/`1`/`0`.",
+    )
+    include_metadata = QueryBooleanField(
+        required=False,
+        default=False,
+        help_text="`true`: include each value's `_metadata`; otherwise the key is left out. "
+        "`true`/`false`/`1`/`0`.",
+    )
+
+
+class MetricValueSerializer(serializers.Serializer):
+    """A metric value as the API shows it, with its definition's facts filled in.
+
+    ``to_representation`` is written out by hand: the list endpoint renders up to 1,000
+    rows per page, and the generic field machinery would be most of the response time.
+    """
+
+    uid = serializers.UUIDField(read_only=True)
+    metric_uid = serializers.CharField(read_only=True)
+    metric_name = serializers.CharField(read_only=True)
+    period_definition = serializers.ChoiceField(choices=PeriodDefinition.choices, read_only=True)
+    value_type = serializers.ChoiceField(choices=ValueType.choices, read_only=True)
+    storage_unit = serializers.ChoiceField(choices=StorageUnit.choices, read_only=True)
+    context_type = serializers.ChoiceField(choices=ContextType.choices, read_only=True)
+    entity_uid = serializers.UUIDField(read_only=True)
+    time_unit = serializers.ChoiceField(choices=TimeUnit.choices, read_only=True)
+    metric_date = serializers.DateField(read_only=True)
+    value = _NumberSchema(read_only=True, help_text="A JSON number (exact decimal).")
+    timezone = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    _metadata = MetadataField(
+        read_only=True,
+        help_text="Calculation context. Always present on a single value; in lists only "
+        "with `include_metadata=true`.",
+    )
+
+    def to_representation(self, instance: MetricValue) -> dict:
+        definition = instance.metric
+        return value_row(
+            {
+                "uid": instance.uid,
+                "metric__uid": definition.uid,
+                "metric__name": definition.name,
+                "metric__period_definition": definition.period_definition,
+                "metric__value_type": definition.value_type,
+                "metric__storage_unit": definition.storage_unit,
+                "context_type": instance.context_type,
+                "entity_uid": instance.entity_uid,
+                "time_unit": instance.time_unit,
+                "metric_date": instance.metric_date,
+                "value": instance.value,
+                "timezone": instance.timezone,
+                "created_at": instance.created_at,
+                "updated_at": instance.updated_at,
+                "metadata": instance.metadata,
+            },
+            include_metadata=True,
+        )
+
+
+#: The columns ``value_row`` reads, for ``QuerySet.values()``.
+VALUE_ROW_COLUMNS = (
+    "uid",
+    "metric__uid",
+    "metric__name",
+    "metric__period_definition",
+    "metric__value_type",
+    "metric__storage_unit",
+    "context_type",
+    "entity_uid",
+    "time_unit",
+    "metric_date",
+    "value",
+    "timezone",
+    "created_at",
+    "updated_at",
+)
+
+
+def _timestamp(moment: datetime) -> str:
+    # Same form as DRF's DateTimeField: ISO 8601 in UTC with a ``Z``.
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def value_row(row: dict, *, include_metadata: bool) -> dict:
+    """A ``values()`` row (see ``VALUE_ROW_COLUMNS``, plus ``metadata``) → API dict."""
+    out = {
+        "uid": str(row["uid"]),
+        "metric_uid": row["metric__uid"],
+        "metric_name": row["metric__name"],
+        "period_definition": row["metric__period_definition"],
+        "value_type": row["metric__value_type"],
+        "storage_unit": row["metric__storage_unit"],
+        "context_type": row["context_type"],
+        "entity_uid": str(row["entity_uid"]),
+        "time_unit": row["time_unit"],
+        "metric_date": row["metric_date"].isoformat(),
+        # A Decimal: the renderer writes it as a JSON number without a float round trip.
+        "value": row["value"],
+        "timezone": row["timezone"],
+        "created_at": _timestamp(row["created_at"]),
+        "updated_at": _timestamp(row["updated_at"]),
+    }
+    if include_metadata:
+        out["_metadata"] = row["metadata"]
+    return out

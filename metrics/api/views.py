@@ -1,20 +1,50 @@
 """Metrics API views: thin wrappers that parse, call a service or selector, serialize."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from http import HTTPStatus
+from zoneinfo import ZoneInfo
+
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import status, viewsets
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
+from entities.permissions import can_write_values
 from exante.api.permissions import IsStaffOrReadOnly
+from exante.api.responses import error_response as plain_error_response
 from exante.api.schema import error_response
+from exante.api.scoping import ENTITY_NOT_FOUND, EntityScopedMixin
+from exante.api.sorting import SortFilter
 
-from .. import services
+from .. import selectors, services
+from ..constants import ContextType
 from ..filters import MetricDefinitionFilter
-from ..models import MetricDefinition
+from ..models import MetricDefinition, MetricValue
+from ..services import EntityRef
 from .serializers import (
+    VALUE_ROW_COLUMNS,
     MetricDefinitionCreateSerializer,
     MetricDefinitionSerializer,
     MetricDefinitionUpdateSerializer,
+    MetricValueCreateSerializer,
+    MetricValueListQuerySerializer,
+    MetricValueSerializer,
+    MetricValueUpdateSerializer,
+    value_row,
 )
+
+#: Without dates, a value list covers the last 90 days up to today (spec §3.3).
+DEFAULT_LIST_DAYS = 90
 
 
 @extend_schema_view(
@@ -96,3 +126,289 @@ class MetricDefinitionViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         services.metric_definition_delete(definition=self.get_object())
         return Response({})
+
+
+# --- Metric values (spec §3.3) ---------------------------------------------------------------
+
+_CONTEXT_PARAM = OpenApiParameter(
+    "context_type",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    enum=list(ContextType.values),
+    description="Which table `entity_uid` lives in. Any other spelling (they are "
+    "case-sensitive) is a 404 naming the allowed values.",
+)
+_ENTITY_PARAM = OpenApiParameter(
+    "entity_uid",
+    OpenApiTypes.UUID,
+    OpenApiParameter.PATH,
+    description="uid of the organization, party or user. Unknown and not visible to the "
+    "caller are the same 404 (another tenant's entity is never disclosed).",
+)
+_VALUE_PARAM = OpenApiParameter(
+    "value_uid",
+    OpenApiTypes.UUID,
+    OpenApiParameter.PATH,
+    description="uid of the metric value. A value is visible exactly when its entity is; "
+    "unknown and not visible are the same 404.",
+)
+_WRITE_DENIED = "You may read this {context}'s metric values but not write them."
+_NOT_FOUND_404 = error_response(404, "`not_found`: no such value, or not visible to the caller.")
+
+
+class _MetricValueViewMixin:
+    """What every metric value view shares: the scope name API keys are checked against,
+    and a body limit that fits one value (a 16 KiB ``_metadata`` and the rest)."""
+
+    api_scope = "metrics"
+    max_body_bytes = 64 * 1024
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List an entity's metric values",
+        parameters=[_CONTEXT_PARAM, _ENTITY_PARAM, MetricValueListQuerySerializer],
+        description=(
+            "Values of one entity, one `time_unit` at a time, newest first by default "
+            "(`-metric_date`, then `metric_uid` ascending, then the value `uid`, so pages "
+            "never overlap). Without `latest`, only dates from `start_date` to `end_date` "
+            "(both inclusive; defaults: the last 90 days up to today in the organization's "
+            "timezone). With `latest=true`, the newest value of each metric, whatever its "
+            "date. `per_page` is 1–1000 (default 100) for this list. `_metadata` is left "
+            "out unless `include_metadata=true`. A metric of another context type in "
+            "`metric_uid` is a 400, like an unknown one. Needs read access to the entity "
+            "(any membership role, the `metrics:read` scope, or staff)."
+        ),
+        responses={200: MetricValueSerializer(many=True)},
+    ),
+    create=extend_schema(
+        summary="Create a metric value",
+        parameters=[_CONTEXT_PARAM, _ENTITY_PARAM],
+        description=(
+            "Checks, in this order, each with its own answer: (1) `context_type` not one "
+            "of ORGANIZATION, PARTY, USER → 404 naming them; (2) the entity does not "
+            "exist or is not visible → 404; (3) the body is invalid (unknown or missing "
+            "fields, types, dates, value rules) → 400 naming each field, an unknown "
+            "`metric_uid` → 400 on `metric_uid`; (4) the metric is for another context "
+            "type → 400 on `metric_uid` naming both; (5) the metric is inactive → 400 on "
+            "`metric_uid`; (6) the caller may read but not write the entity (viewer role, "
+            "or an API key without `metrics:write`) → 403; (7) a value for this entity, "
+            "metric, time unit and date exists → 409 `duplicate_value` with its `uid` in "
+            "`data`. The database's unique constraint decides between concurrent creates: "
+            "exactly one succeeds, the others get the 409. More than 6 decimals round "
+            "half-even. Answers 201 with `Location: /api/metrics/values/{uid}`."
+        ),
+        request=MetricValueCreateSerializer,
+        responses={
+            201: MetricValueSerializer,
+            403: error_response(
+                403, "`permission_denied`: the caller may read this entity but not write it."
+            ),
+            404: error_response(
+                404,
+                "`not_found`: unknown `context_type` (the message names the allowed "
+                "values), or the entity does not exist or is not visible.",
+            ),
+            409: error_response(
+                409,
+                "`duplicate_value`: the value already exists; `data.uid` is the existing "
+                "value's uid.",
+            ),
+        },
+    ),
+)
+class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewsets.GenericViewSet):
+    """Values of one entity: ``/api/metrics/values/{context_type}/{entity_uid}``."""
+
+    serializer_class = MetricValueSerializer
+    filter_backends = [SortFilter]
+    sort_fields = {"metric_date": "metric_date", "value": "value", "created_at": "created_at"}
+    default_sort = "-metric_date"
+    sort_tiebreak = ("metric__uid", "uid")
+    default_per_page = 100
+    max_per_page = 1000
+
+    def get_queryset(self):
+        return selectors.metric_values().for_entity(
+            context_type=self.context_type, entity_uid=self.entity.uid
+        )
+
+    def list(self, request, *args, **kwargs):
+        query = MetricValueListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        metric_ids = self._metric_ids(params.get("metric_uid"))
+        queryset = self.get_queryset()
+        if params["latest"]:
+            queryset = queryset.latest_per_metric(
+                context_type=self.context_type,
+                entity_uid=self.entity.uid,
+                time_unit=params["time_unit"],
+                metric_ids=metric_ids,
+            )
+        else:
+            start, end = self._date_range(params)
+            queryset = (
+                queryset.with_time_unit(params["time_unit"])
+                .for_metrics(metric_ids)
+                .in_range(start, end)
+            )
+        include_metadata = params["include_metadata"]
+        columns = (*VALUE_ROW_COLUMNS, "metadata") if include_metadata else VALUE_ROW_COLUMNS
+        rows = self.paginate_queryset(self.filter_queryset(queryset.values(*columns)))
+        items = [value_row(row, include_metadata=include_metadata) for row in rows]
+        return self.get_paginated_response(items)
+
+    def _metric_ids(self, raw: str | None) -> list[int] | None:
+        """``metric_uid=a,b`` → definition ids; unknown or wrong-context uids are a 400."""
+        if raw is None:
+            return None
+        uids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+        if not uids:
+            raise ValidationError({"metric_uid": ["Give at least one metric uid."]})
+        found = selectors.metric_definitions_by_uid(uids)
+        errors = []
+        if unknown := [uid for uid in uids if uid not in found]:
+            errors.append(f"Unknown metric uid(s): {', '.join(unknown)}.")
+        if foreign := [
+            f"{uid} ({found[uid].context_type})"
+            for uid in uids
+            if uid in found and found[uid].context_type != self.context_type
+        ]:
+            errors.append(
+                f"Metric(s) of another context than {self.context_type}: {', '.join(foreign)}."
+            )
+        if errors:
+            raise ValidationError({"metric_uid": errors})
+        return [found[uid].pk for uid in uids]
+
+    def _date_range(self, params) -> tuple[date, date]:
+        """Given dates, or the last 90 days up to today in the organization's timezone."""
+        today = None
+        if "start_date" not in params or "end_date" not in params:
+            zone = ZoneInfo(EntityRef.of(self.context_type, self.entity).default_timezone)
+            today = datetime.now(zone).date()
+        end = params.get("end_date") or today
+        start = params.get("start_date") or today - timedelta(days=DEFAULT_LIST_DAYS)
+        if start > end:
+            raise ValidationError(
+                {"start_date": [f"start_date ({start}) is after end_date ({end})."]}
+            )
+        return start, end
+
+    def create(self, request, *args, **kwargs):
+        body = MetricValueCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        metric_uid = data["metric_uid"]
+        instance = services.metric_value_build(
+            definition=selectors.metric_definition_get(metric_uid),
+            metric_uid=metric_uid,
+            entity=EntityRef.of(self.context_type, self.entity),
+            time_unit=data["time_unit"],
+            metric_date=data["metric_date"],
+            value=data["value"],
+            timezone=data.get("timezone"),
+            metadata=data.get("_metadata"),
+        )
+        if not can_write_values(request.user, self.entity):
+            raise PermissionDenied(_WRITE_DENIED.format(context=self.context_type.lower()))
+        services.metric_value_save_new(instance)
+        location = request.build_absolute_uri(
+            reverse("metric-value-detail", kwargs={"value_uid": instance.uid})
+        )
+        return Response(
+            MetricValueSerializer(instance).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+
+@extend_schema_view(
+    retrieve=extend_schema(
+        summary="Get a metric value",
+        parameters=[_VALUE_PARAM],
+        description="One value, `_metadata` included.",
+        responses={200: MetricValueSerializer, 404: _NOT_FOUND_404},
+    ),
+    partial_update=extend_schema(
+        summary="Update a metric value",
+        parameters=[_VALUE_PARAM],
+        description=(
+            "Changes `value` (re-validated against the metric's rules), `timezone` and "
+            "`_metadata` (replaced whole, never merged). The identifying fields "
+            "(`metric_uid`, `context_type`, `entity_uid`, `time_unit`, `metric_date`) may "
+            "be sent with their current value, which is ignored; a different value is a "
+            "400 naming the field. Unknown fields are a 400. The write permission is "
+            "checked before the body: a caller who may read but not write the value gets "
+            "403 whatever it sends. An empty object changes nothing and answers 200."
+        ),
+        request=MetricValueUpdateSerializer,
+        responses={
+            200: MetricValueSerializer,
+            403: error_response(403, "`permission_denied`: read-only access to this value."),
+            404: _NOT_FOUND_404,
+        },
+    ),
+    destroy=extend_schema(
+        summary="Delete a metric value",
+        parameters=[_VALUE_PARAM],
+        description="Removes the value; answers 200 with `data: {}`.",
+        responses={
+            200: OpenApiResponse(description="Deleted; `data` is `{}`."),
+            403: error_response(403, "`permission_denied`: read-only access to this value."),
+            404: _NOT_FOUND_404,
+        },
+    ),
+)
+class MetricValueViewSet(_MetricValueViewMixin, viewsets.GenericViewSet):
+    """One value by uid: ``/api/metrics/values/{value_uid}``."""
+
+    serializer_class = MetricValueSerializer
+    lookup_url_kwarg = "value_uid"
+
+    def get_queryset(self):
+        # Only for schema generation and the browsable machinery; lookups go through
+        # ``selectors.metric_value_get_visible`` so visibility cannot be skipped.
+        return selectors.metric_values().none()
+
+    def get_object(self, *, for_write: bool = False) -> MetricValue:
+        found = selectors.metric_value_get_visible(
+            uid=self.kwargs[self.lookup_url_kwarg], user=self.request.user
+        )
+        if found is None:
+            raise NotFound("No metric value with this uid was found.")
+        instance, entity = found
+        if for_write and not can_write_values(self.request.user, entity):
+            raise PermissionDenied(_WRITE_DENIED.format(context=instance.context_type.lower()))
+        return instance
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(MetricValueSerializer(self.get_object()).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        instance = self.get_object(for_write=True)
+        body = MetricValueUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        if "_metadata" in fields:
+            fields["metadata"] = fields.pop("_metadata")
+        instance = services.metric_value_update(instance=instance, **fields)
+        return Response(MetricValueSerializer(instance).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.metric_value_delete(instance=self.get_object(for_write=True))
+        return Response({})
+
+
+def unknown_context(request, context_type: str, entity_uid: str) -> HttpResponse:
+    """``/api/metrics/values/{x}/{y}`` that the converters rejected: a 404 before any
+    authentication, naming the allowed context types when that is what was wrong."""
+    if context_type not in ContextType.values:
+        message = (
+            f"Unknown context_type {context_type[:40]!r}; allowed: {', '.join(ContextType.values)}."
+        )
+    else:
+        message = ENTITY_NOT_FOUND.format(context_type=context_type)
+    return plain_error_response(HTTPStatus.NOT_FOUND, "not_found", message)
