@@ -18,7 +18,7 @@ from uuid import UUID
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from entities.validators import is_valid_timezone
 from exante.db import violated_constraint
@@ -258,7 +258,14 @@ def metric_value_save_new(instance: MetricValue) -> MetricValue:
     ``DuplicateValue`` carrying the existing row's uid; any other integrity error is
     re-raised."""
     try:
-        with transaction.atomic():
+        if connection.in_atomic_block:
+            # Inside a caller's transaction a failed INSERT would poison it: isolate the
+            # statement in a savepoint so the caller can go on after a 409.
+            with transaction.atomic():
+                instance.save(force_insert=True)
+        else:
+            # In autocommit one INSERT is its own transaction, all or nothing; BEGIN and
+            # COMMIT around it would only add two round trips to the hottest write path.
             instance.save(force_insert=True)
     except IntegrityError as exc:
         if violated_constraint(exc, MetricValue) != METRIC_VALUE_UNIQUE_CONSTRAINT:
