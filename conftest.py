@@ -142,3 +142,41 @@ def total_ar(make_definition) -> MetricDefinition:
         storage_unit="cents",
         is_snapshot=True,
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache; each test starts with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_api_key(db):
+    """``make_api_key(user, organization, scopes=None, **fields)`` → ``(ApiKey, raw key)``.
+
+    Goes through the service, so the scopes are checked against the user's role.
+    """
+    from entities.services import api_key_create
+
+    def make(user: User, organization: Organization, scopes=None, *, name="test key", **extra):
+        return api_key_create(
+            user=user, organization=organization, name=name, scopes=scopes, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def key_client():
+    """``key_client(raw_key)`` → an APIClient sending ``Authorization: Bearer <raw_key>``."""
+
+    def make(raw_key: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        return client
+
+    return make

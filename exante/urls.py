@@ -16,6 +16,7 @@ api_patterns = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("metrics.api.urls")),
+    path("", include("entities.api.urls")),
 ]
 
 urlpatterns = [

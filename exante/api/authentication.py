@@ -1,10 +1,98 @@
-"""Authentication classes: ``Authorization: Bearer <JWT>``."""
+"""Authentication classes: ``Authorization: Bearer ex_live_…`` (API key) or ``Bearer <JWT>``.
 
+Both travel in the same header. ``ApiKeyAuthentication`` runs first and claims only tokens
+with the ``ex_live_`` prefix, so the JWT class never tries to decode a key (and a key is
+never reported as a malformed JWT).
+"""
+
+import hmac
+import re
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework_simplejwt.authentication import JWTAuthentication
+
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+
+#: What follows ``ex_live_``: url-safe base64 characters, 32 to 128 of them.
+_KEY_BODY = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 
 
 class BearerJWTAuthentication(JWTAuthentication):
     """simplejwt's authentication, answering ``WWW-Authenticate: Bearer`` on 401."""
 
     def authenticate_header(self, request) -> str:
-        return 'Bearer realm="api"'
+        return WWW_AUTHENTICATE
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: Bearer ex_live_…``: an integration's API key.
+
+    One indexed query finds the key by its public lookup part, with its user and the user's
+    role in the key's organization; the stored HMAC is compared in constant time. Revoked,
+    expired, inactive-user and former-member keys fail with 401 from the very next request
+    (nothing is cached). The authenticated user carries the key as ``user.api_key``, which
+    narrows ``visible_to`` and every permission check to the key's organization and scopes.
+
+    No message, log line or exception here contains the key.
+    """
+
+    def authenticate(self, request):
+        from entities.models import API_KEY_PREFIX
+
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != b"bearer":
+            return None
+        if not parts[1].startswith(API_KEY_PREFIX.encode()):
+            return None
+        try:
+            raw = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("The API key is invalid.") from None
+        return self.authenticate_key(raw)
+
+    def authenticate_key(self, raw: str):
+        # Imported here: exante.api is plumbing loaded before the apps' models are ready.
+        from entities.models import (
+            API_KEY_PREFIX,
+            ApiKey,
+            Membership,
+            api_key_lookup,
+            hash_api_key,
+        )
+        from entities.services import api_key_touch
+
+        if not _KEY_BODY.match(raw[len(API_KEY_PREFIX) :]):
+            raise exceptions.AuthenticationFailed("The API key is invalid.")
+        role = Membership.objects.filter(
+            user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id")
+        ).values("role")[:1]
+        api_key = (
+            ApiKey.objects.select_related("user")
+            .annotate(_member_role=Subquery(role))
+            .filter(lookup=api_key_lookup(raw))
+            .first()
+        )
+        # A wrong key and an unknown lookup part answer the same, in the same time.
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_api_key(raw)):
+            raise exceptions.AuthenticationFailed("The API key is invalid.")
+        now = timezone.now()
+        if api_key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("The API key has been revoked.")
+        if api_key.expires_at is not None and api_key.expires_at <= now:
+            raise exceptions.AuthenticationFailed("The API key has expired.")
+        user = api_key.user
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("The user of this API key is inactive.")
+        if not user.is_staff and api_key.member_role is None:
+            raise exceptions.AuthenticationFailed(
+                "The user of this API key is no longer a member of its organization."
+            )
+        api_key_touch(api_key=api_key, now=now)
+        user.api_key = api_key
+        return user, api_key
+
+    def authenticate_header(self, request) -> str:
+        return WWW_AUTHENTICATE

@@ -79,6 +79,45 @@ class EnvelopeAutoSchema(AutoSchema):
         permissions = self.view.get_permissions()
         return not all(isinstance(permission, AllowAny) for permission in permissions)
 
+    def _api_key_scopes(self) -> list[str] | None:
+        """The scopes an API key needs here (from the permission classes' ``required_scope``),
+        or ``None`` when API keys are refused on this operation."""
+        scopes = []
+        for permission in self.view.get_permissions():
+            required = getattr(permission, "required_scope", None)
+            if required is None:
+                continue
+            scope = required(self.method, self.view)
+            if scope is None:
+                return None
+            scopes.append(scope)
+        return scopes
+
+    def get_auth(self):
+        auth = super().get_auth()
+        if self._requires_auth() and self._api_key_scopes() is None:
+            # Keys are refused here (403): document the JWT scheme only.
+            auth = [requirement for requirement in auth if "apiKeyAuth" not in requirement]
+        return auth
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None or not self._requires_auth():
+            return operation
+        # Here rather than in get_description(), which extend_schema(description=...)
+        # replaces: every operation states what an API key needs.
+        scopes = self._api_key_scopes()
+        if scopes is None:
+            note = "API keys are not accepted here (403); authenticate with a JWT."
+        elif scopes:
+            names = ", ".join(f"`{scope}`" for scope in sorted(set(scopes)))
+            note = f"With an API key, needs the scope {names}."
+        else:
+            return operation
+        description = operation.get("description", "")
+        operation["description"] = f"{description}\n\n{note}" if description else note
+        return operation
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if self.method == "DELETE" and "204" in responses:
@@ -95,6 +134,9 @@ class EnvelopeAutoSchema(AutoSchema):
             codes.append("400")
         if self._requires_auth():
             codes += ["401", "403", "429"]
+        elif getattr(self.view, "throttle_scope", None):
+            # Public but rate-limited per client IP (the /api/auth/* views).
+            codes.append("429")
         if "{" in self.path:
             codes.append("404")
         for code in codes:
@@ -104,8 +146,7 @@ class EnvelopeAutoSchema(AutoSchema):
 
 
 class BearerAuthScheme(OpenApiAuthenticationExtension):
-    """Documents ``Authorization: Bearer`` for JWT access tokens (and, where enabled,
-    API keys, which travel the same way)."""
+    """Documents ``Authorization: Bearer`` for JWT access tokens."""
 
     target_class = "exante.api.authentication.BearerJWTAuthentication"
     name = "bearerAuth"
@@ -127,3 +168,23 @@ def strip_optional_trailing_slash(endpoints, **kwargs):
         (path.rstrip("/") if path != "/" else path, regex, method, callback)
         for path, regex, method, callback in endpoints
     ]
+
+
+class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
+    """Documents API keys (``Authorization: Bearer ex_live_…``) as a second scheme."""
+
+    target_class = "exante.api.authentication.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "ex_live_ API key",
+            "description": (
+                "An API key from `POST /api/api-keys`, sent as `Authorization: Bearer "
+                "ex_live_…`. It acts for its user inside its one organization and only "
+                "within its scopes: `metrics:read`, `metrics:write`, `metrics:admin`, "
+                "`entities:read`, `entities:write`. A missing scope is a 403."
+            ),
+        }

@@ -189,9 +189,25 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["exante.api.renderers.EnvelopeJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["exante.api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: claims only ``Bearer ex_live_…``, so the JWT class never sees an API key.
+        "exante.api.authentication.ApiKeyAuthentication",
         "exante.api.authentication.BearerJWTAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Authenticated, and an API key needs the view's ``api_scope`` (docs/security.md).
+    "DEFAULT_PERMISSION_CLASSES": ["exante.api.permissions.ApiScopePermission"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "exante.api.throttling.PrincipalRateThrottle",
+        "exante.api.throttling.ScopedIPRateThrottle",
+    ],
+    # Per user (JWT), per API key, and per client IP on /api/auth/*; "" disables one.
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_RATE_USER", "600/min"),
+        "api_key": os.environ.get("API_RATE_KEY", "1200/min"),
+        "auth": os.environ.get("API_RATE_AUTH", "20/min"),
+    },
+    # Trusted reverse proxies in front of the app; 0 = use REMOTE_ADDR and ignore
+    # X-Forwarded-For, which a client could otherwise forge to dodge per-IP limits.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0),
     "DEFAULT_PAGINATION_CLASS": "exante.api.pagination.EnvelopePagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -203,6 +219,10 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# API keys are stored as HMAC-SHA256 under this secret (docs/security.md). Changing it
+# invalidates every key, so it is separate from SECRET_KEY, which may need rotating alone.
+API_KEY_SECRET = os.environ.get("API_KEY_SECRET") or SECRET_KEY
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
