@@ -25,3 +25,14 @@ def permission_denied(request, exception=None) -> HttpResponse:
     return error_response(
         HTTPStatus.FORBIDDEN, "permission_denied", "You do not have permission to do this."
     )
+
+
+def csrf_failure(request, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a form POST to a non-API view (the admin) without its token.
+
+    The API views are CSRF-exempt (bearer tokens, no cookies), so an API client only sees
+    this for a route served by a plain Django view; it must still get JSON, not HTML.
+    """
+    return error_response(
+        HTTPStatus.FORBIDDEN, "permission_denied", "CSRF verification failed; reload the form."
+    )

@@ -6,7 +6,9 @@ from rest_framework.filters import BaseFilterBackend
 
 def parse_sort(raw: str | None, allowed: dict[str, str], default: str) -> tuple[str, bool]:
     """Return (model field, descending). ``+`` that arrived as a space counts as ``+``."""
-    text = default if raw is None or raw == "" else raw
+    # ``sort=`` (present but empty) is an unknown field like any other, not the default:
+    # the schema documents an enum, and every other typed parameter rejects "" too.
+    text = default if raw is None else raw
     descending = text.startswith("-")
     name = text[1:] if text[:1] in "+- " else text
     name = name.strip()

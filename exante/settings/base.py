@@ -55,6 +55,8 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or _local_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# A CSRF rejection is answered with the JSON error envelope, like every other error.
+CSRF_FAILURE_VIEW = "exante.api.handlers.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
