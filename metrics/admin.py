@@ -1,0 +1,511 @@
+"""Admin for analysts: browse definitions and values, correct a value by hand.
+
+``MetricValue`` will hold tens of millions of rows, so its changelist never counts the
+table, never searches with ``LIKE``, never sorts the whole table, loads no JSON it does not
+show, and resolves entity names with one query per context type per page. Every write goes
+through ``metrics.services``, so the admin enforces exactly the API's rules.
+"""
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import islice
+from uuid import UUID
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from rangefilter.filters import DateRangeFilter
+
+from entities.models import Organization, Party, User
+from exante.admin_forms import DomainErrorAdminMixin
+from exante.admin_paginator import LargeTablePaginator
+
+from .admin_forms import MetricDefinitionForm, MetricValueForm, plain_number
+from .constants import ContextType, StorageUnit, ValueType
+from .exceptions import MetricInUse
+from .models import MetricDefinition, MetricValue
+from .services import (
+    DEFINITION_IMMUTABLE_FIELDS,
+    metric_definition_delete,
+    metric_definition_update,
+    metric_value_delete,
+)
+
+admin.site.site_header = "Exante Metrics admin"
+admin.site.site_title = "Exante Metrics"
+admin.site.index_title = "Metrics and entities"
+
+
+# --- Display helpers ------------------------------------------------------------------------
+
+
+def format_value(value: Decimal | None, definition: MetricDefinition) -> str:
+    """A stored value as an analyst reads it: cents as currency units, percentages with %."""
+    if value is None:
+        return "—"
+    if definition.storage_unit == StorageUnit.CENTS:
+        return f"{value / 100:,.2f}"
+    value_type = definition.value_type
+    if value_type == ValueType.CURRENCY:
+        cents = value.quantize(Decimal("0.01"))
+        return f"{cents:,.2f}" if cents == value else plain_number(value, grouping=True)
+    if value_type == ValueType.PERCENTAGE:
+        return f"{plain_number(value)}%"
+    if value_type == ValueType.DAYS:
+        return f"{plain_number(value)} {'day' if value == 1 else 'days'}"
+    if value_type == ValueType.COUNT:
+        return plain_number(value, grouping=True)
+    return plain_number(value)
+
+
+@dataclass(frozen=True)
+class EntityLabel:
+    name: str
+    url: str | None
+
+
+_MISSING = EntityLabel("(missing entity)", None)
+_ENTITY_CHANGE_URL = {
+    ContextType.ORGANIZATION: "admin:entities_organization_change",
+    ContextType.PARTY: "admin:entities_party_change",
+    ContextType.USER: "admin:entities_user_change",
+}
+
+
+def entity_labels(refs: Iterable[tuple[str, UUID]]) -> dict[tuple[str, UUID], EntityLabel]:
+    """Names (and admin links) of many entities: one query per context type present."""
+    wanted: dict[str, set[UUID]] = defaultdict(set)
+    for context_type, uid in refs:
+        wanted[context_type].add(uid)
+    labels: dict[tuple[str, UUID], EntityLabel] = {}
+    for context_type, uids in wanted.items():
+        if context_type == ContextType.ORGANIZATION:
+            rows = Organization.objects.filter(uid__in=uids).values_list("uid", "pk", "name")
+        elif context_type == ContextType.PARTY:
+            rows = (
+                (uid, pk, f"{name} ({org})")
+                for uid, pk, name, org in Party.objects.filter(uid__in=uids).values_list(
+                    "uid", "pk", "name", "organization__name"
+                )
+            )
+        elif context_type == ContextType.USER:
+            rows = User.objects.filter(uid__in=uids).values_list("uid", "pk", "email")
+        else:
+            continue
+        url_name = _ENTITY_CHANGE_URL[context_type]
+        for uid, pk, name in rows:
+            labels[(context_type, uid)] = EntityLabel(name, reverse(url_name, args=[pk]))
+    return labels
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+# --- CSV export -----------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "uid",
+    "metric_uid",
+    "context_type",
+    "entity_uid",
+    "entity_name",
+    "time_unit",
+    "metric_date",
+    "value",
+    "display_value",
+    "timezone",
+    "updated_at",
+]
+
+
+class _Echo:
+    """A file-like object whose ``write`` hands the line back, for streaming csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_text(text: str) -> str:
+    # A cell starting like a formula would run in a spreadsheet; names are free text.
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def metric_value_csv_rows(queryset, chunk_size: int = 500) -> Iterator[str]:
+    """CSV lines for ``queryset``, read with a server-side cursor (``.iterator()``) and
+    entity names resolved per chunk, so memory does not grow with the export."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    rows = queryset.select_related("metric").defer("metadata").iterator(chunk_size=chunk_size)
+    for chunk in _chunks(rows, chunk_size):
+        labels = entity_labels((row.context_type, row.entity_uid) for row in chunk)
+        for row in chunk:
+            label = labels.get((row.context_type, row.entity_uid), _MISSING)
+            yield writer.writerow(
+                [
+                    row.uid,
+                    row.metric.uid,
+                    row.context_type,
+                    row.entity_uid,
+                    _csv_text(label.name),
+                    row.time_unit,
+                    row.metric_date.isoformat(),
+                    plain_number(row.value),
+                    format_value(row.value, row.metric),
+                    row.timezone,
+                    row.updated_at.isoformat(),
+                ]
+            )
+
+
+def metric_value_csv_response(queryset) -> StreamingHttpResponse:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return StreamingHttpResponse(
+        metric_value_csv_rows(queryset),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="metric-values-{stamp}.csv"'},
+    )
+
+
+# --- Metric values --------------------------------------------------------------------------
+
+
+class EntityFilter(admin.SimpleListFilter):
+    """Filter by one entity (``?entity_uid=``): lists the organizations while there are
+    few, and always shows the selected entity by name."""
+
+    title = "organization or entity"
+    parameter_name = "entity_uid"
+    #: Above this many organizations the list would be noise: start from the
+    #: organization's page ("values" link) or search by its uid instead.
+    max_listed = 50
+
+    def lookups(self, request, model_admin):
+        choices = []
+        organizations = list(
+            Organization.objects.order_by("name", "pk").values_list("uid", "name")[
+                : self.max_listed + 1
+            ]
+        )
+        if len(organizations) <= self.max_listed:
+            choices = [(str(uid), name) for uid, name in organizations]
+        selected = self._selected_uid()
+        if selected is not None and str(selected) not in {key for key, _ in choices}:
+            found = entity_labels((context_type, selected) for context_type in ContextType.values)
+            label = next(iter(found.values()), _MISSING)
+            choices.append((str(selected), label.name))
+        return choices
+
+    def _selected_uid(self) -> UUID | None:
+        try:
+            return UUID(self.value()) if self.value() else None
+        except ValueError:
+            return None
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        selected = self._selected_uid()
+        if selected is None:
+            raise IncorrectLookupParameters("entity_uid must be a UUID.")
+        return queryset.filter(entity_uid=selected)
+
+
+class MetricValueChangeList(ChangeList):
+    """Defers the JSON column, keeps sorting to cheap cases, and resolves the page's
+    entity names in one query per context type."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        return super().get_queryset(request, exclude_parameters).defer("metadata")
+
+    def get_ordering(self, request, queryset):
+        # Sorting the whole table by a column is a full sort of tens of millions of rows;
+        # it is offered (and honoured) only within one entity's values.
+        if not self.params.get(EntityFilter.parameter_name):
+            self.params.pop(ORDER_VAR, None)
+        return super().get_ordering(request, queryset)
+
+    def get_results(self, request):
+        super().get_results(request)
+        rows = list(self.result_list)
+        labels = entity_labels((row.context_type, row.entity_uid) for row in rows)
+        for row in rows:
+            row.entity_label = labels.get((row.context_type, row.entity_uid), _MISSING)
+        self.result_list = rows
+
+
+IMMUTABLE_VALUE_FIELDS = ("metric", "context_type", "entity_uid", "time_unit", "metric_date")
+
+
+@admin.register(MetricValue)
+class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
+    form = MetricValueForm
+    list_display = (
+        "metric_uid",
+        "context_type",
+        "entity",
+        "time_unit",
+        "metric_date",
+        "display_value",
+        "updated_at",
+    )
+    list_select_related = ("metric",)
+    list_filter = (
+        EntityFilter,
+        "metric",
+        "context_type",
+        "time_unit",
+        ("metric_date", DateRangeFilter),
+    )
+    # Declared so the search box shows; get_search_results decides what a term means.
+    search_fields = ("=entity_uid", "=metric__uid")
+    search_help_text = (
+        "Exact match only: an entity uid, or a metric uid such as total_ar. "
+        "Several terms narrow the search."
+    )
+    autocomplete_fields = ("metric",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = LargeTablePaginator
+    list_per_page = 100
+    actions = ("export_csv",)
+
+    # --- changelist -----------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("metric")
+
+    def get_changelist(self, request, **kwargs):
+        return MetricValueChangeList
+
+    def get_sortable_by(self, request):
+        if request.GET.get(EntityFilter.parameter_name):
+            return ("metric_date", "updated_at")
+        return ()
+
+    def get_search_results(self, request, queryset, search_term):
+        # Equality on indexed columns only: a LIKE over the values table would read it all.
+        for term in search_term.split():
+            try:
+                queryset = queryset.filter(entity_uid=UUID(term))
+            except ValueError:
+                queryset = queryset.filter(metric__uid=term)
+        return queryset, False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # The bulk delete confirmation lists every row; values are deleted one by one here.
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="metric", ordering="metric__uid")
+    def metric_uid(self, obj: MetricValue) -> str:
+        return obj.metric.uid
+
+    @admin.display(description="entity")
+    def entity(self, obj: MetricValue):
+        label = getattr(obj, "entity_label", None)
+        if label is None:  # outside the changelist (change page): one lookup
+            label = entity_labels([(obj.context_type, obj.entity_uid)]).get(
+                (obj.context_type, obj.entity_uid), _MISSING
+            )
+        if label.url is None:
+            return format_html('<span title="{}">{}</span>', obj.entity_uid, label.name)
+        return format_html('<a href="{}" title="{}">{}</a>', label.url, obj.entity_uid, label.name)
+
+    @admin.display(description="value")
+    def display_value(self, obj: MetricValue) -> str:
+        return format_value(obj.value, obj.metric)
+
+    @admin.display(description="metadata")
+    def metadata_pretty(self, obj: MetricValue):
+        text = json.dumps(obj.metadata, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre style="margin:0">{}</pre>', text)
+
+    @admin.action(description="Export selected values as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        return metric_value_csv_response(queryset)
+
+    def get_urls(self):
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="metrics_metricvalue_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request):
+        """The current changelist (same filters and search) as a streamed CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(reverse("admin:metrics_metricvalue_changelist") + "?e=1")
+        return metric_value_csv_response(changelist.queryset)
+
+    # --- add / change ---------------------------------------------------------------------
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [
+                (
+                    None,
+                    {
+                        "fields": (
+                            "metric",
+                            "context_type",
+                            "entity_uid",
+                            "time_unit",
+                            "metric_date",
+                            "value",
+                            "timezone",
+                        )
+                    },
+                )
+            ]
+        return [
+            (None, {"fields": ("metric", "context_type", "entity_uid", "entity")}),
+            ("Period", {"fields": ("time_unit", "metric_date")}),
+            ("Value", {"fields": ("value", "display_value", "timezone")}),
+            (
+                "Provenance",
+                {"fields": ("metadata_pretty", "batch_id", "uid", "created_at", "updated_at")},
+            ),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (
+            *IMMUTABLE_VALUE_FIELDS,
+            "entity",
+            "display_value",
+            "metadata_pretty",
+            "batch_id",
+            "uid",
+            "created_at",
+            "updated_at",
+        )
+
+    def save_model(self, request, obj, form, change):
+        """Nothing left to do: MetricValueForm wrote through the services while validating."""
+
+    def delete_model(self, request, obj):
+        metric_value_delete(instance=obj)
+
+
+# --- Metric definitions ---------------------------------------------------------------------
+
+#: Above this many values the change page says "more than" instead of counting on.
+VALUES_COUNT_CAP = 1_000_000
+
+
+@admin.register(MetricDefinition)
+class MetricDefinitionAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
+    form = MetricDefinitionForm
+    list_display = (
+        "uid",
+        "name",
+        "context_type",
+        "value_type",
+        "storage_unit",
+        "is_snapshot",
+        "period_definition",
+        "is_active",
+        "updated_at",
+    )
+    list_filter = ("is_active", "context_type", "value_type", "period_definition")
+    search_fields = ("uid", "name")
+    ordering = ("uid",)
+    actions = ("deactivate", "activate")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (None, {"fields": ("uid", "name", "context_type", "is_active")}),
+            (
+                "Meaning (cannot change once created)",
+                {"fields": ("value_type", "storage_unit", "is_snapshot", "period_definition")},
+            ),
+            ("Documentation", {"fields": ("description", "formula")}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Usage", {"fields": ("values_count", "created_at", "updated_at")}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (*DEFINITION_IMMUTABLE_FIELDS, "values_count", "created_at", "updated_at")
+
+    @admin.display(description="values stored")
+    def values_count(self, obj: MetricDefinition) -> str:
+        # Counted here, on one definition's page, never in the list; capped so a metric
+        # with a huge history still answers quickly.
+        counted = MetricValue.objects.filter(metric=obj).values("pk")[: VALUES_COUNT_CAP + 1]
+        number = counted.count()
+        if number > VALUES_COUNT_CAP:
+            return f"more than {VALUES_COUNT_CAP:,}"
+        return f"{number:,}"
+
+    @admin.action(description="Deactivate selected metrics (they take no new values)")
+    def deactivate(self, request, queryset):
+        self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Reactivate selected metrics")
+    def activate(self, request, queryset):
+        self._set_active(request, queryset, active=True)
+
+    def _set_active(self, request, queryset, *, active: bool) -> None:
+        changed = 0
+        for definition in queryset.filter(is_active=not active):
+            metric_definition_update(definition=definition, is_active=active)
+            changed += 1
+        verb = "reactivated" if active else "deactivated"
+        self.message_user(request, f"{changed} metric(s) {verb}.", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):
+        """Nothing left to do: MetricDefinitionForm wrote through the services."""
+
+    def get_deleted_objects(self, objs, request):
+        # The default collector would load every protected value to list it; with millions
+        # of values that page would never render. One EXISTS per definition instead.
+        pks = [obj.pk for obj in objs]
+        in_use = list(
+            MetricDefinition.objects.filter(pk__in=pks)
+            .filter(Exists(MetricValue.objects.filter(metric=OuterRef("pk"))))
+            .values_list("uid", flat=True)
+        )
+        if in_use:
+            protected = [
+                f"Metric {uid} has stored values: deactivate it instead of deleting it."
+                for uid in in_use
+            ]
+            return [], {}, set(), protected
+        return super().get_deleted_objects(objs, request)
+
+    def delete_model(self, request, obj):
+        metric_definition_delete(definition=obj)
+
+    def delete_queryset(self, request, queryset):
+        try:
+            with transaction.atomic():
+                for definition in queryset:
+                    metric_definition_delete(definition=definition)
+        except MetricInUse:
+            self.message_user(request, MetricInUse.default_detail, messages.ERROR)
