@@ -80,7 +80,10 @@ class MembershipInlineFormSet(BaseInlineFormSet):
         )
 
     def save_existing(self, form, obj, commit=True):
-        return membership_update(membership=obj, role=form.cleaned_data["role"])
+        # ``obj`` already carries the submitted role (the form copied it on validation);
+        # the service must compare against the stored one for the last-admin rule.
+        stored = Membership.objects.get(pk=obj.pk)
+        return membership_update(membership=stored, role=form.cleaned_data["role"])
 
     def delete_existing(self, obj, commit=True):
         membership_delete(membership=obj)
