@@ -212,7 +212,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("API_NUM_PROXIES", 0),
     "DEFAULT_PAGINATION_CLASS": "exante.api.pagination.EnvelopePagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "exante.api.filters.StrictDjangoFilterBackend",
         "exante.api.sorting.SortFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "exante.api.schema.EnvelopeAutoSchema",
