@@ -2,6 +2,7 @@ from django.urls import path, re_path
 
 from exante.api.converters import register as register_converters
 
+from .bulk import MetricValueBulkView
 from .views import (
     EntityMetricValueViewSet,
     MetricDefinitionViewSet,
@@ -32,6 +33,8 @@ def with_optional_slash(route: str, view, name: str) -> list:
 # may never be `values` or `bulk`) still reaches the definition routes, and
 # `metrics/values/bulk` stays free for the bulk endpoint.
 urlpatterns = [
+    # Before any `metrics/values/<...>` route that could take `bulk` for a parameter.
+    re_path(r"^metrics/values/bulk/?$", MetricValueBulkView.as_view(), name="metric-value-bulk"),
     *with_optional_slash(
         "metrics/values/<context_type:context_type>/<anyuuid:entity_uid>",
         entity_values,
