@@ -2,9 +2,12 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+
+from .serializers import StrictFieldsMixin
 
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input (`validation_error`); `errors` maps each field to its messages.",
@@ -74,6 +77,14 @@ class EnvelopeAutoSchema(AutoSchema):
                 if "schema" in media:
                     media["schema"] = success_envelope(media["schema"])
         return response
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(force_instance(serializer), StrictFieldsMixin):
+            # Unknown body fields are a 400 (spec §2.2); say so, so that clients and schema
+            # fuzzers know an extra field is an invalid request, not an ignored one.
+            schema["additionalProperties"] = False
+        return schema
 
     def _requires_auth(self) -> bool:
         permissions = self.view.get_permissions()
