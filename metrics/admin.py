@@ -231,11 +231,19 @@ class MetricValueChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         return super().get_queryset(request, exclude_parameters).defer("metadata")
 
+    #: One entity's values in the unique index's order (read backwards: newest date first
+    #: within each metric and time unit), so the page is an index range scan. Ordering by
+    #: ``-pk`` instead makes PostgreSQL walk the primary key backwards past every other
+    #: entity's rows until it finds this one's.
+    ENTITY_ORDERING = ["-entity_uid", "-metric_id", "-time_unit", "-metric_date"]
+
     def get_ordering(self, request, queryset):
         # Sorting the whole table by a column is a full sort of tens of millions of rows;
         # it is offered (and honoured) only within one entity's values.
         if not self.params.get(EntityFilter.parameter_name):
             self.params.pop(ORDER_VAR, None)
+        elif ORDER_VAR not in self.params:
+            return list(self.ENTITY_ORDERING)
         return super().get_ordering(request, queryset)
 
     def get_results(self, request):
@@ -330,6 +338,10 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
     def display_value(self, obj: MetricValue) -> str:
         return format_value(obj.value, obj.metric)
 
+    @admin.display(description="shown as")
+    def value_shown_as(self, obj: MetricValue) -> str:
+        return format_value(obj.value, obj.metric)
+
     @admin.display(description="metadata")
     def metadata_pretty(self, obj: MetricValue):
         text = json.dumps(obj.metadata, indent=2, sort_keys=True, ensure_ascii=False)
@@ -382,7 +394,7 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
         return [
             (None, {"fields": ("metric", "context_type", "entity_uid", "entity")}),
             ("Period", {"fields": ("time_unit", "metric_date")}),
-            ("Value", {"fields": ("value", "display_value", "timezone")}),
+            ("Value", {"fields": ("value", "value_shown_as", "timezone")}),
             (
                 "Provenance",
                 {"fields": ("metadata_pretty", "batch_id", "uid", "created_at", "updated_at")},
@@ -395,7 +407,7 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
         return (
             *IMMUTABLE_VALUE_FIELDS,
             "entity",
-            "display_value",
+            "value_shown_as",
             "metadata_pretty",
             "batch_id",
             "uid",
