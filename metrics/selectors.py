@@ -38,7 +38,8 @@ def entity_get(*, context_type: str, entity_uid: UUID, user=None):
     queryset = (
         visible_entities(context_type, user) if user is not None else entity_queryset(context_type)
     )
-    return queryset.filter(uid=entity_uid).first()
+    # ``uid`` is unique: no ORDER BY (``first()`` would add the model's ordering and a sort).
+    return next(iter(queryset.filter(uid=entity_uid).order_by()[:1]), None)
 
 
 def entity_organization_timezone(entity) -> str:
@@ -52,7 +53,7 @@ def entity_organization_timezone(entity) -> str:
 
 
 def metric_definition_get(uid: str) -> MetricDefinition | None:
-    return MetricDefinition.objects.filter(uid=uid).first()
+    return next(iter(MetricDefinition.objects.filter(uid=uid).order_by()[:1]), None)
 
 
 def metric_definitions_by_uid(uids: Iterable[str]) -> dict[str, MetricDefinition]:

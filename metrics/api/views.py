@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from http import HTTPStatus
 from zoneinfo import ZoneInfo
 
+from django.db.models import Count, Window
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -20,6 +21,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 
 from entities.permissions import can_write_values
+from exante.api.pagination import MAX_PAGE, EnvelopePagination, parse_positive_int
 from exante.api.permissions import IsStaffOrReadOnly
 from exante.api.responses import error_response as plain_error_response
 from exante.api.schema import error_response
@@ -156,6 +158,36 @@ _WRITE_DENIED = "You may read this {context}'s metric values but not write them.
 _NOT_FOUND_404 = error_response(404, "`not_found`: no such value, or not visible to the caller.")
 
 
+class WindowCountPagination(EnvelopePagination):
+    """``EnvelopePagination`` whose page query also counts: ``COUNT(*) OVER ()`` rides
+    along with the rows, so a page costs one query instead of a COUNT and a SELECT.
+
+    Only a page past the end (no row to carry the total) runs a separate COUNT.
+    """
+
+    total_column = "_window_total"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        default, maximum = self._bounds(view)
+        params = request.query_params
+        self.page = parse_positive_int(params["page"], "page", MAX_PAGE) if "page" in params else 1
+        self.per_page = (
+            parse_positive_int(params["per_page"], "per_page", maximum)
+            if "per_page" in params
+            else default
+        )
+        offset = (self.page - 1) * self.per_page
+        counted = queryset.annotate(**{self.total_column: Window(Count("*"))})
+        rows = list(counted[offset : offset + self.per_page])
+        if rows:
+            self.total_items = rows[0][self.total_column]
+            for row in rows:
+                del row[self.total_column]
+        else:
+            self.total_items = 0 if offset == 0 else queryset.count()
+        return rows
+
+
 class _MetricValueViewMixin:
     """What every metric value view shares: the scope name API keys are checked against,
     and a body limit that fits one value (a 16 KiB ``_metadata`` and the rest)."""
@@ -226,6 +258,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
     sort_fields = {"metric_date": "metric_date", "value": "value", "created_at": "created_at"}
     default_sort = "-metric_date"
     sort_tiebreak = ("metric__uid", "uid")
+    pagination_class = WindowCountPagination
     default_per_page = 100
     max_per_page = 1000
 

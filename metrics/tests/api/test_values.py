@@ -428,6 +428,22 @@ def test_list_defaults_to_last_90_days_of_day_values(viewer_client, organization
     assert data["_meta"] == {"page": 1, "per_page": 1000, "total_pages": 1, "total_items": 182}
     assert all(item["time_unit"] == "day" for item in items)
     assert all("_metadata" not in item for item in items)
+    assert set(items[0]) == {
+        "uid",
+        "metric_uid",
+        "metric_name",
+        "period_definition",
+        "value_type",
+        "storage_unit",
+        "context_type",
+        "entity_uid",
+        "time_unit",
+        "metric_date",
+        "value",
+        "timezone",
+        "created_at",
+        "updated_at",
+    }
 
 
 def test_list_default_page_size_is_100(viewer_client, organization, history):

@@ -1,0 +1,502 @@
+"""Benchmark of the metric value API on PostgreSQL with 1,000,000 stored values.
+
+    .venv/bin/python bench/values_bench.py [--rows 1000000] [--seconds 15]
+
+What it does, in one run (about 2–4 minutes; the first run also loads the table):
+
+1. Creates the database ``exante_values_bench`` if missing, migrates it, and loads a
+   realistic history with COPY: 100 organizations × 10 metrics × 400 days plus 1,000
+   parties × 3 metrics × 200 days (1,000,000 rows). A re-run reuses the table and removes
+   only what earlier benchmark creates added.
+2. Starts two gunicorn servers (2 sync workers each) on 127.0.0.1:18101 (the app) and
+   127.0.0.1:18102 (the FLOOR: the same settings plus ``bench/floor_views.py``, which checks
+   the same JWT and inserts the same row with one SQL statement).
+3. Drives them with wrk (installed with apt-get when missing), using Lua scripts that make
+   every create unique, and prints requests/s, p50, p99 and unexpected statuses for:
+   creates on the floor and on the app (alternating, best of two rounds each), the default
+   list of 100 rows for one organization, and ``latest=true``.
+4. Prints the PostgreSQL plans of the two list queries, then stops both servers.
+
+Rate limits are disabled for the run (``API_RATE_USER=""``): with them on, a load test
+measures the limiter. Logging is at WARNING in both servers so neither pays for a log line
+per request. Targets: create ≥ 70% of the floor with zero unexpected statuses; list p50
+≤ 15 ms and ``latest=true`` p50 ≤ 10 ms.
+"""
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = "exante_values_bench"
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+APP_PORT = 18101
+FLOOR_PORT = 18102
+SECRET_KEY = "values-bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+#: Creates go to dates from 2100 on: never in the loaded history, so never a 409.
+CREATE_EPOCH = date(2100, 1, 1)
+BENCH_DAYS_PER_RUN = 5000
+CREATE_THREADS = 2
+CREATE_CONNECTIONS = 8
+
+SERVER_ENV = {
+    "DATABASE_URL": DATABASE_URL,
+    "SECRET_KEY": SECRET_KEY,
+    "DEBUG": "false",
+    "LOG_LEVEL": "WARNING",
+    "GUNICORN_LOG_LEVEL": "warning",
+    "GUNICORN_ACCESS_LOG": "",
+    "API_RATE_USER": "",
+    "API_RATE_KEY": "",
+    "JWT_ACCESS_MINUTES": "600",
+    "DB_CONN_MAX_AGE": "600",
+    "WEB_CONCURRENCY": "2",
+    "GUNICORN_MAX_REQUESTS": "0",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def psql(sql: str, database: str = "postgres") -> str:
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("installing wrk (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    return shutil.which("wrk") or "wrk"
+
+
+def setup_django() -> None:
+    os.environ.update(SERVER_ENV)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "exante.settings.base"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+# --- Data ------------------------------------------------------------------------------------
+
+
+def ensure_entities(organizations: int, parties_per_org: int):
+    """Bench organizations, parties and one editor; returns (user, orgs, parties)."""
+    from entities.models import Membership, Organization, Party, Role, User
+
+    orgs = list(Organization.objects.filter(name__startswith="Bench Org ").order_by("name"))
+    if len(orgs) < organizations:
+        existing = {org.name for org in orgs}
+        Organization.objects.bulk_create(
+            Organization(name=f"Bench Org {n:04d}", timezone="America/Los_Angeles")
+            for n in range(organizations)
+            if f"Bench Org {n:04d}" not in existing
+        )
+        orgs = list(Organization.objects.filter(name__startswith="Bench Org ").order_by("name"))
+    orgs = orgs[:organizations]
+    parties = list(Party.objects.filter(organization__in=orgs).order_by("organization_id", "id"))
+    if len(parties) < organizations * parties_per_org:
+        Party.objects.filter(organization__in=orgs).delete()
+        Party.objects.bulk_create(
+            Party(organization=org, name=f"Customer {n}", external_ref=f"C-{n}")
+            for org in orgs
+            for n in range(parties_per_org)
+        )
+        parties = list(
+            Party.objects.filter(organization__in=orgs).order_by("organization_id", "id")
+        )
+    user = User.objects.filter(email="bench@values.bench").first()
+    if user is None:
+        user = User.objects.create_user("bench@values.bench", "bench-password-1")
+    # The editor belongs to a handful of organizations, as a real user would.
+    for org in orgs[:4]:
+        Membership.objects.get_or_create(
+            user=user, organization=org, defaults={"role": Role.EDITOR}
+        )
+    return user, orgs, parties
+
+
+def load_history(target_rows: int, orgs, parties, definitions) -> int:
+    """COPY the history in when the table holds fewer than ``target_rows`` values."""
+    from django.db import connection
+    from uuid6 import uuid7
+
+    from metrics.models import MetricValue
+
+    MetricValue.objects.filter(metric_date__gte=CREATE_EPOCH).delete()
+    current = MetricValue.objects.count()
+    if current >= target_rows:
+        log(f"table already holds {current:,} values; reusing it")
+        return current
+    log(f"loading {target_rows:,} values with COPY (table had {current:,})")
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE metrics_metricvalue")
+    org_metrics = [d for d in definitions if d.context_type == "ORGANIZATION"][:10]
+    party_metrics = [d for d in definitions if d.context_type == "PARTY"][:3]
+    org_days = max(1, round(target_rows * 0.4 / (len(orgs) * len(org_metrics))))
+    party_days = max(
+        1, round((target_rows - len(orgs) * len(org_metrics) * org_days) / (len(parties) * 3))
+    )
+    today = datetime.now(UTC).date()
+    stamp = datetime.now(UTC).isoformat()
+    started = time.perf_counter()
+
+    def rows():
+        for context_type, entities, metrics, days in (
+            ("ORGANIZATION", orgs, org_metrics, org_days),
+            ("PARTY", parties, party_metrics, party_days),
+        ):
+            for number, entity in enumerate(entities):
+                for metric in metrics:
+                    level = 1000 + (number * 7919 + metric.pk * 104729) % 500_000
+                    for offset in range(days):
+                        day = today - timedelta(days=offset)
+                        value = level + (offset * 37) % 1000
+                        if metric.value_type not in ("count",) and metric.storage_unit == "raw":
+                            value = f"{value}.{offset % 100:02d}"
+                        yield (
+                            f"{uuid7()}\t{metric.pk}\t{context_type}\t{entity.uid}\tday\t"
+                            f"{day.isoformat()}\t{value}\tAmerica/Los_Angeles\t"
+                            f'{{"source": "bench"}}\t{stamp}\t{stamp}\n'
+                        )
+
+    copy_sql = (
+        "COPY metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit, "
+        "metric_date, value, timezone, metadata, created_at, updated_at) FROM STDIN"
+    )
+    raw = connection.connection if connection.connection else None
+    if raw is None:
+        connection.ensure_connection()
+        raw = connection.connection
+    with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+        buffer = io.StringIO()
+        for count, line in enumerate(rows(), 1):
+            buffer.write(line)
+            if count % 50_000 == 0:
+                copy.write(buffer.getvalue())
+                buffer = io.StringIO()
+        copy.write(buffer.getvalue())
+    raw.commit()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE metrics_metricvalue")
+    total = MetricValue.objects.count()
+    log(f"loaded {total:,} values in {time.perf_counter() - started:.1f} s")
+    return total
+
+
+# --- Servers ---------------------------------------------------------------------------------
+
+
+class Server:
+    """A gunicorn started (and stopped) by this script, on 127.0.0.1 only."""
+
+    def __init__(self, name: str, port: int, settings: str, logfile: Path):
+        self.name, self.port = name, port
+        env = {**os.environ, **SERVER_ENV, "DJANGO_SETTINGS_MODULE": settings}
+        env.update({"HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)})
+        self.log = logfile.open("w")
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", "exante/gunicorn.conf.py", "exante.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} server exited; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name} server did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+# --- Load ------------------------------------------------------------------------------------
+
+LUA_COMMON = r"""
+local threads = {}
+statuses = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local agg = {}
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for k, v in pairs(s) do agg[tostring(k)] = (agg[tostring(k)] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(agg) do table.insert(parts, string.format('"%s": %d', k, v)) end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"socket_errors": %d, "statuses": {%s}}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, table.concat(parts, ", ")))
+end
+"""
+
+LUA_CREATE = r"""
+local counter = 0
+local entities = {%(entities)s}
+local metrics = {%(metrics)s}
+local base = %(base_epoch)d
+local prefix = "%(prefix)s"
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}
+
+function request()
+  local n = counter
+  counter = counter + 1
+  local m = n %% #metrics
+  local day = math.floor(n / #metrics)
+  local when = os.date("!%%Y-%%m-%%d", base + day * 86400)
+  local body = '{"metric_uid":"' .. metrics[m + 1] .. '","metric_date":"' .. when
+    .. '","value":' .. tostring(1000 + n %% 50000) .. '}'
+  return wrk.format("POST", prefix .. entities[(tid or 0) + 1], headers, body)
+end
+"""
+
+LUA_GET = r"""
+local headers = {["Authorization"] = "Bearer %(token)s"}
+function request()
+  return wrk.format("GET", "%(path)s", headers)
+end
+"""
+
+
+def run_wrk(wrk: str, script: str, port: int, threads: int, connections: int, seconds: int):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(LUA_COMMON + script)
+        path = handle.name
+    try:
+        completed = subprocess.run(
+            [
+                wrk,
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                path,
+                f"http://127.0.0.1:{port}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+    finally:
+        os.unlink(path)
+    line = next(x for x in completed.stdout.splitlines() if x.startswith("WRK_JSON "))
+    result = json.loads(line[len("WRK_JSON ") :])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def unexpected(result: dict, expected: int) -> int:
+    bad = sum(count for status, count in result["statuses"].items() if int(status) != expected)
+    return bad + result["socket_errors"]
+
+
+def describe(label: str, result: dict, expected: int) -> str:
+    return (
+        f"{label:<34} {result['rps']:>8.0f} req/s   p50 {result['p50_us'] / 1000:>6.2f} ms"
+        f"   p99 {result['p99_us'] / 1000:>7.2f} ms   unexpected {unexpected(result, expected)}"
+        f"   ({result['requests']} requests)"
+    )
+
+
+def explain(sql_label: str, queryset) -> None:
+    plan = queryset.explain(analyze=True)
+    print(f"\n--- EXPLAIN ANALYZE: {sql_label}")
+    print(plan)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=int, default=15, help="length of each create run")
+    parser.add_argument("--list-seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    # DB_NAME is a constant of this script, not input.
+    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":  # noqa: S608
+        psql(f"CREATE DATABASE {DB_NAME}")
+    setup_django()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, **SERVER_ENV, "DJANGO_SETTINGS_MODULE": "exante.settings.base"},
+    )
+
+    from django.db import connection
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from metrics.demo import ensure_catalogue
+    from metrics.models import MetricDefinition
+    from metrics.selectors import metric_values
+
+    definitions = list(ensure_catalogue().values())
+    MetricDefinition.objects.filter(pk__in=[d.pk for d in definitions]).update(is_active=True)
+    user, orgs, parties = ensure_entities(100, 10)
+    total = load_history(args.rows, orgs, parties, definitions)
+    token = str(AccessToken.for_user(user))
+    org_metrics = [d.uid for d in definitions if d.context_type == "ORGANIZATION"]
+    writable = [str(org.uid) for org in orgs[:CREATE_THREADS]]
+    target = orgs[0]
+    connection.close()
+
+    logs = Path(tempfile.mkdtemp(prefix="values-bench-"))
+    app = Server("app", APP_PORT, "exante.settings.base", logs / "app.log")
+    floor = Server("floor", FLOOR_PORT, "bench.floor_settings", logs / "floor.log")
+    results: dict[str, list[dict]] = {"floor": [], "app": []}
+    try:
+        app.wait_ready()
+        floor.wait_ready()
+        log(f"servers up (logs in {logs}); table holds {total:,} values")
+
+        def create_script(prefix: str, run: int) -> str:
+            base = datetime(2100, 1, 1, tzinfo=UTC) + timedelta(days=run * BENCH_DAYS_PER_RUN)
+            return LUA_CREATE % {
+                "entities": ", ".join(f'"{uid}"' for uid in writable),
+                "metrics": ", ".join(f'"{uid}"' for uid in org_metrics),
+                "base_epoch": int(base.timestamp()),
+                "prefix": prefix,
+                "token": token,
+            }
+
+        # Warm both (imports, connections, caches) before measuring.
+        run = 0
+        for port, prefix in (
+            (FLOOR_PORT, "/floor/values/ORGANIZATION/"),
+            (APP_PORT, "/api/metrics/values/ORGANIZATION/"),
+        ):
+            run_wrk(wrk, create_script(prefix, run), port, 1, 2, 2)
+            run += 1
+        for _ in range(args.rounds):
+            for name, port, prefix in (
+                ("floor", FLOOR_PORT, "/floor/values/ORGANIZATION/"),
+                ("app", APP_PORT, "/api/metrics/values/ORGANIZATION/"),
+            ):
+                result = run_wrk(
+                    wrk,
+                    create_script(prefix, run),
+                    port,
+                    CREATE_THREADS,
+                    CREATE_CONNECTIONS,
+                    args.seconds,
+                )
+                run += 1
+                results[name].append(result)
+                log(describe(f"create ({name})", result, 201))
+
+        list_path = f"/api/metrics/values/ORGANIZATION/{target.uid}"
+        latest_path = f"{list_path}?latest=true"
+        list_result = run_wrk(
+            wrk, LUA_GET % {"token": token, "path": list_path}, APP_PORT, 1, 1, args.list_seconds
+        )
+        log(describe("list 100 rows (1 connection)", list_result, 200))
+        latest_result = run_wrk(
+            wrk, LUA_GET % {"token": token, "path": latest_path}, APP_PORT, 1, 1, args.list_seconds
+        )
+        log(describe("latest=true (1 connection)", latest_result, 200))
+        with urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://127.0.0.1:{APP_PORT}{list_path}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        ) as response:
+            listed = json.loads(response.read())["data"]
+    finally:
+        app.stop()
+        floor.stop()
+
+    best_floor = max(results["floor"], key=lambda r: r["rps"])
+    best_app = max(results["app"], key=lambda r: r["rps"])
+    bad_creates = sum(unexpected(r, 201) for r in results["app"] + results["floor"])
+    ratio = best_app["rps"] / best_floor["rps"]
+    print("\n=== metric values benchmark", f"({total:,} rows in metrics_metricvalue) ===")
+    print(describe("create FLOOR (best round)", best_floor, 201))
+    print(describe("create API (best round)", best_app, 201))
+    print(f"create throughput ratio API/FLOOR: {ratio:.0%} (target ≥ 70%)")
+    print(f"unexpected statuses in creates: {bad_creates} (target 0)")
+    print(describe("list, 100 of 910 rows", list_result, 200))
+    print(describe("list, latest=true", latest_result, 200))
+    print(
+        f"list p50 {list_result['p50_us'] / 1000:.2f} ms (target ≤ 15), "
+        f"latest p50 {latest_result['p50_us'] / 1000:.2f} ms (target ≤ 10); "
+        f"list page: {len(listed['items'])} items of {listed['_meta']['total_items']}"
+    )
+
+    setup_connection_queries(target, explain, metric_values)
+    return 0
+
+
+def setup_connection_queries(target, explain_fn, metric_values) -> None:
+    """The plans behind the two list requests, against the full table."""
+    today = datetime.now(UTC).date()
+    base = metric_values().for_entity(context_type="ORGANIZATION", entity_uid=target.uid)
+    page = (
+        base.with_time_unit("day")
+        .in_range(today - timedelta(days=90), today)
+        .order_by("-metric_date", "metric__uid", "uid")
+        .values("uid", "metric__uid", "value")[:100]
+    )
+    explain_fn("list page (default window, 100 rows)", page)
+    latest = base.latest_per_metric(
+        context_type="ORGANIZATION", entity_uid=target.uid, time_unit="day"
+    ).order_by("-metric_date", "metric__uid", "uid")
+    explain_fn("latest=true", latest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
