@@ -139,3 +139,22 @@ class TestRequestId:
         response = anon_client.get("/api/metrics", HTTP_X_REQUEST_ID="abc-1")
         assert response.status_code == 401
         assert response["X-Request-ID"] == "abc-1"
+
+
+@pytest.mark.django_db
+class TestAdminKeepsHtmlErrors:
+    """Analysts use the admin in a browser: its errors are Django's pages, not JSON."""
+
+    def test_admin_404_is_html(self, client, staff):
+        staff.is_superuser = True
+        staff.save()
+        client.force_login(staff)
+        response = client.get("/admin/no-such-app/")
+        assert response.status_code == 404
+        assert response["Content-Type"].startswith("text/html")
+
+    def test_admin_403_is_html(self, client, make_user):
+        client.force_login(make_user("plain-staff@exante.test", is_staff=True))
+        response = client.get("/admin/entities/user/")
+        assert response.status_code == 403
+        assert response["Content-Type"].startswith("text/html")
