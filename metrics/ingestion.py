@@ -50,6 +50,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
+import orjson
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models.expressions import RawSQL
@@ -76,7 +77,7 @@ from exante.db import is_postgresql, violated_constraint
 from .api.serializers import MetadataField, MetricValueCreateSerializer, StrictDateField
 from .constants import METRIC_VALUE_UNIQUE_CONSTRAINT, ContextType, TimeUnit
 from .models import MetricDefinition, MetricValue
-from .selectors import entity_queryset, visible_entities
+from .selectors import entity_queryset, metric_values, visible_entities
 from .services import (
     EntityRef,
     metric_date_errors,
@@ -183,12 +184,16 @@ def format_errors(errors: Mapping[str, list[str]]) -> str:
 
 @dataclass(slots=True)
 class Pending:
-    """An item split into its entity and its body, the entity not yet resolved."""
+    """An item whose entity fields are well-formed, the entity not yet resolved.
+
+    ``raw`` is the whole item; ``body`` strips the entity fields off it on demand.
+    """
 
     index: int
     context_type: str
     entity_uid: UUID
-    body: dict
+    entity_text: str
+    raw: Mapping
 
 
 @dataclass(slots=True)
@@ -210,52 +215,57 @@ class Row:
         return (self.entity_uid, self.definition.pk, self.time_unit, self.metric_date)
 
 
-_uuid_cache: dict[str, UUID] = {}
+class JsonText(str):
+    """A ``_metadata`` CSV cell: JSON text, parsed only when needed (and memoised on the
+    common path, where the same cell repeats down a file)."""
+
+    __slots__ = ()
 
 
-def _parse_uuid(raw: object) -> UUID | None:
-    if isinstance(raw, UUID):
-        return raw
+_uuid_cache: dict[str, tuple[UUID, str]] = {}
+
+
+def _parse_uuid(raw: object) -> tuple[UUID, str] | None:
+    """→ (UUID, canonical text); memoised, as a file repeats each entity many times."""
+    if raw.__class__ is UUID:
+        return raw, str(raw)
     if not isinstance(raw, str):
         return None
     found = _uuid_cache.get(raw)
     if found is None:
         if not _UUID_TEXT.match(raw):
             return None
-        found = UUID(raw)
-        if len(_uuid_cache) > 100_000:  # entity uids repeat; bound the memo anyway
+        parsed = UUID(raw)
+        found = (parsed, str(parsed))
+        if len(_uuid_cache) > 100_000:
             _uuid_cache.clear()
         _uuid_cache[raw] = found
     return found
 
 
 def split_item(index: int, raw: object) -> Pending | ItemResult:
-    """Separate an item's entity (``context_type``, ``entity_uid``) from its body.
+    """Check an item's entity fields (``context_type``, ``entity_uid``).
 
     A malformed entity is the bulk form of the single create's 404: without it nothing
     else can be judged, so only those fields are reported.
     """
     if not isinstance(raw, Mapping):
         return _error(index, {NON_FIELD: ["Each item must be a JSON object."]})
-    errors: dict[str, list[str]] = {}
     context_type = raw.get("context_type")
+    entity = _parse_uuid(raw.get("entity_uid"))
+    if context_type in _CONTEXT_TYPES and entity is not None:
+        return Pending(index, context_type, entity[0], entity[1], raw)
+    errors: dict[str, list[str]] = {}
     if context_type is None:
         errors["context_type"] = ["This field is required."]
     elif context_type not in _CONTEXT_TYPES:
         allowed = ", ".join(ContextType.values)
         errors["context_type"] = [f"context_type must be one of {allowed}."]
-    entity_uid = raw.get("entity_uid")
-    parsed_uid = _parse_uuid(entity_uid)
-    if entity_uid is None:
+    if raw.get("entity_uid") is None:
         errors["entity_uid"] = ["This field is required."]
-    elif parsed_uid is None:
+    elif entity is None:
         errors["entity_uid"] = ["Must be a valid UUID."]
-    if errors:
-        return _error(index, errors)
-    body = {
-        name: value for name, value in raw.items() if name not in ("context_type", "entity_uid")
-    }
-    return Pending(index, context_type, parsed_uid, body)
+    return _error(index, errors)
 
 
 # --- Validation -----------------------------------------------------------------------------
@@ -265,8 +275,21 @@ def _messages(detail) -> dict[str, list[str]]:
     return {name: [str(message) for message in messages] for name, messages in detail.items()}
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _metadata_from_text(text: str):
+    """A CSV ``_metadata`` cell → JSON value. Floats stay floats: ``normalize_metadata``
+    stores metadata numbers as JSON numbers anyway."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+_NOT_SURE = False
+
+
 class RowValidator:
-    """Steps 2 and 3 above for one body, against a catalogue of definitions.
+    """Steps 2 and 3 above for one item, against a catalogue of definitions.
 
     ``definitions`` maps uid → definition; a uid not in it is looked up (and remembered)
     on the full path, so a partial catalogue is only slower, never wrong.
@@ -275,30 +298,28 @@ class RowValidator:
     def __init__(self, definitions: Mapping[str, MetricDefinition], *, allow_inactive: bool):
         self.definitions = dict(definitions)
         self.allow_inactive = allow_inactive
-        self._metric_ok: dict[tuple, bool] = {}
-        self._dates: dict[str, date | None] = {}
-        self._date_ok: dict[tuple, bool] = {}
+        self._metrics: dict[tuple, MetricDefinition | bool] = {}
+        self._dates: dict[tuple, date | bool] = {}
+        self._zones: set[str] = set()
+        self._texts: dict[str, tuple | bool] = {}
         self._date_field = StrictDateField()
         self._metadata_field = MetadataField(required=False, allow_null=True)
 
-    # The shortcut. Every test below calls the rule function the full path would call;
-    # ``None`` means "not sure", never "invalid".
-    def _fast(self, context_type: str, body: dict) -> Row | None:
-        if len(body) > 6 or not body.keys() <= _BODY_KEYS:
+    # The shortcut. Every test below is the rule function the full path would call, or a
+    # memo of its answer for the same input; ``None`` means "not sure", never "invalid".
+    def fast(self, context_type: str, raw: Mapping) -> tuple | None:
+        """→ (definition, time_unit, metric_date, value, timezone, metadata, metadata JSON
+        or None), or ``None`` to take the full path."""
+        if not raw.keys() <= _ITEM_KEYS:
             return None
-        metric_uid = body.get("metric_uid")
-        if metric_uid.__class__ is not str:
+        definition = self._metric(raw.get("metric_uid"), context_type)
+        if definition is _NOT_SURE:
             return None
-        definition = self.definitions.get(metric_uid)
-        if definition is None or not self._metric_accepts(definition, context_type):
+        time_unit = raw.get("time_unit", "day")
+        metric_date = self._date(raw.get("metric_date"), time_unit)
+        if metric_date is _NOT_SURE:
             return None
-        time_unit = body.get("time_unit", "day")
-        if time_unit.__class__ is not str or time_unit not in _TIME_UNITS:
-            return None
-        metric_date = self._date(body.get("metric_date"))
-        if metric_date is None or not self._date_accepts(metric_date, time_unit):
-            return None
-        raw_value = body.get("value")
+        raw_value = raw.get("value")
         if raw_value is None:
             return None
         try:
@@ -307,62 +328,85 @@ class RowValidator:
             return None
         if value_errors_for_definition(value, definition):
             return None
-        zone = body.get("timezone")
-        if zone is not None and not (
-            zone.__class__ is str and zone.strip() == zone and is_valid_timezone(zone)
-        ):
-            return None
-        metadata = body.get("_metadata")
-        if metadata is None:
-            metadata = {}
-        else:
-            try:
-                metadata = normalize_metadata(self._metadata_field.run_validation(metadata))
-            except (ValidationError, DRFValidationError):
+        zone = raw.get("timezone")
+        if zone is not None and zone not in self._zones:
+            if not (zone.__class__ is str and zone.strip() == zone and is_valid_timezone(zone)):
                 return None
-        return Row(0, context_type, None, definition, time_unit, metric_date, value, zone, metadata)
+            self._zones.add(zone)
+        metadata = raw.get("_metadata")
+        if metadata is None:
+            return definition, time_unit, metric_date, value, zone, {}, "{}"
+        if metadata.__class__ is JsonText:
+            memo = self._texts.get(metadata)
+            if memo is None:
+                memo = self._metadata_text(metadata)
+            if memo is _NOT_SURE:
+                return None
+            return definition, time_unit, metric_date, value, zone, memo[0], memo[1]
+        try:
+            clean = normalize_metadata(self._metadata_field.run_validation(metadata))
+        except (ValidationError, DRFValidationError):
+            return None
+        return definition, time_unit, metric_date, value, zone, clean, None
 
-    def _metric_accepts(self, definition: MetricDefinition, context_type: str) -> bool:
-        """The metric-level verdict of ``metric_value_build`` (known, same context, active),
-        asked once per metric and context with an otherwise perfect row."""
-        key = (definition.pk, definition.is_active, definition.context_type, context_type)
-        verdict = self._metric_ok.get(key)
+    def _metric(self, metric_uid: object, context_type: str):
+        """The metric-level verdict of ``metric_value_build`` (known, same context,
+        active), asked once per metric and context with an otherwise perfect row."""
+        if metric_uid.__class__ is not str:
+            return _NOT_SURE
+        key = (metric_uid, context_type)
+        verdict = self._metrics.get(key)
         if verdict is None:
-            try:
-                metric_value_build(
-                    definition=definition,
-                    entity=EntityRef(context_type, UUID(int=0), "UTC"),
-                    metric_date=_PLACEHOLDER_DATE,
-                    value=0,
-                    allow_inactive=self.allow_inactive,
-                )
-                verdict = True
-            except ValidationError:
-                verdict = False
-            self._metric_ok[key] = verdict
+            definition = self.definitions.get(metric_uid)
+            verdict = _NOT_SURE
+            if definition is not None:
+                try:
+                    metric_value_build(
+                        definition=definition,
+                        entity=EntityRef(context_type, UUID(int=0), "UTC"),
+                        metric_date=_PLACEHOLDER_DATE,
+                        value=0,
+                        allow_inactive=self.allow_inactive,
+                    )
+                    verdict = definition
+                except ValidationError:
+                    pass
+            self._metrics[key] = verdict
         return verdict
 
-    def _date(self, raw: object) -> date | None:
-        if raw.__class__ is not str:
-            return None
-        parsed = self._dates.get(raw, False)
-        if parsed is False:
-            try:
-                parsed = self._date_field.to_internal_value(raw)
-            except DRFValidationError:
-                parsed = None
+    def _date(self, raw: object, time_unit: object):
+        """The serializer's date field, the time unit's choices and ``metric_date_errors``,
+        memoised per (text, unit)."""
+        if raw.__class__ is not str or time_unit.__class__ is not str:
+            return _NOT_SURE
+        key = (raw, time_unit)
+        verdict = self._dates.get(key)
+        if verdict is None:
+            verdict = _NOT_SURE
+            if time_unit in _TIME_UNITS:
+                try:
+                    parsed = self._date_field.to_internal_value(raw)
+                    if not metric_date_errors(parsed, time_unit):
+                        verdict = parsed
+                except DRFValidationError:
+                    pass
             if len(self._dates) > 100_000:
                 self._dates.clear()
-            self._dates[raw] = parsed
-        return parsed
-
-    def _date_accepts(self, metric_date: date, time_unit: str) -> bool:
-        key = (metric_date, time_unit)
-        verdict = self._date_ok.get(key)
-        if verdict is None:
-            verdict = not metric_date_errors(metric_date, time_unit)
-            self._date_ok[key] = verdict
+            self._dates[key] = verdict
         return verdict
+
+    def _metadata_text(self, text: str):
+        try:
+            clean = normalize_metadata(
+                self._metadata_field.run_validation(_metadata_from_text(text))
+            )
+            memo = (clean, orjson.dumps(clean).decode())
+        except (ValueError, ValidationError, DRFValidationError):
+            memo = _NOT_SURE
+        if len(self._texts) > 10_000:
+            self._texts.clear()
+        self._texts[text] = memo
+        return memo
 
     def _definition(self, uid: str) -> MetricDefinition | None:
         if uid not in self.definitions:
@@ -371,16 +415,32 @@ class RowValidator:
 
     def validate(self, pending: Pending) -> Row | dict[str, list[str]]:
         """A ``Row``, or the errors a single create would answer with (field → messages)."""
-        row = self._fast(pending.context_type, pending.body)
-        if row is not None:
-            row.index = pending.index
-            row.entity_uid = pending.entity_uid
-            return row
-        return self.validate_fully(pending)
+        quick = self.fast(pending.context_type, pending.raw)
+        if quick is None:
+            return self.validate_fully(pending)
+        definition, time_unit, metric_date, value, zone, metadata, _json = quick
+        return Row(
+            pending.index,
+            pending.context_type,
+            pending.entity_uid,
+            definition,
+            time_unit,
+            metric_date,
+            value,
+            zone,
+            metadata,
+        )
 
     def validate_fully(self, pending: Pending) -> Row | dict[str, list[str]]:
         """The single create's path: its serializer, then ``metric_value_build``."""
-        body = MetricValueCreateSerializer(data=pending.body)
+        data = {k: v for k, v in pending.raw.items() if k not in ("context_type", "entity_uid")}
+        metadata = data.get("_metadata")
+        if metadata.__class__ is JsonText:
+            try:
+                data["_metadata"] = _metadata_from_text(metadata)
+            except ValueError as exc:
+                return {"_metadata": [f"Not valid JSON: {exc}."]}
+        body = MetricValueCreateSerializer(data=data)
         if not body.is_valid():
             return _messages(body.errors)
         data = body.validated_data
@@ -413,7 +473,7 @@ class RowValidator:
         )
 
 
-_BODY_KEYS = frozenset(BODY_FIELDS)
+_ITEM_KEYS = frozenset(FIELDS)
 
 
 # --- Who may write --------------------------------------------------------------------------
@@ -850,16 +910,6 @@ class SourceError(Exception):
     """The file as a whole cannot be read (bad header, unknown format)."""
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
-def _metadata_from_text(text: str):
-    """A CSV ``_metadata`` cell → JSON value. Floats stay floats: ``normalize_metadata``
-    stores metadata numbers as JSON numbers anyway."""
-    return json.loads(text, parse_constant=_reject_constant)
-
-
 def _floats(node):
     if isinstance(node, Decimal):
         return float(node)
@@ -907,11 +957,7 @@ def csv_rows(stream: io.TextIOBase) -> Iterator[tuple[int, object]]:
             continue
         item = {name: record[i] for i, name in keep if record[i] != ""}
         if meta_at is not None and record[meta_at] != "":
-            try:
-                item["_metadata"] = _metadata_from_text(record[meta_at])
-            except ValueError as exc:
-                yield start, _error(start, {"_metadata": [f"Not valid JSON: {exc}."]})
-                continue
+            item["_metadata"] = JsonText(record[meta_at])
         yield start, item
 
 
@@ -1064,7 +1110,7 @@ def _batches(rows: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def prefetch(iterable: Iterable, depth: int = 2) -> Iterator:
+def prefetch(iterable: Iterable, depth: int = 1) -> Iterator:
     """Run ``iterable`` in a thread, ``depth`` items ahead of the consumer.
 
     The importer's parsing and validation (pure Python) then overlaps with the database's
@@ -1138,3 +1184,70 @@ def detect_format(path: str, explicit: str | None) -> str:
 
 def item_rows(path_format: str, stream: io.TextIOBase) -> Iterator[tuple[int, object]]:
     return csv_rows(stream) if path_format == "csv" else jsonl_rows(stream)
+
+
+# --- Export ---------------------------------------------------------------------------------
+
+
+def metric_values_for_export(
+    *,
+    metric_ids: list[int] | None = None,
+    time_unit: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    organization: Organization | None = None,
+    context_type: str | None = None,
+    batch_id: UUID | None = None,
+) -> models.QuerySet:
+    """Values to export, as ``values_list`` rows in the order of the unique index (so
+    PostgreSQL streams them without sorting).
+
+    ``organization`` keeps its own values and those of its parties (a user's values
+    belong to no single organization: export them with ``context_type=USER``).
+    """
+    queryset = metric_values().for_metrics(metric_ids).in_range(start, end)
+    if time_unit is not None:
+        queryset = queryset.with_time_unit(time_unit)
+    if context_type is not None:
+        queryset = queryset.filter(context_type=context_type)
+    if batch_id is not None:
+        queryset = queryset.filter(batch_id=batch_id)
+    if organization is not None:
+        parties = Party.objects.filter(organization=organization).values("uid")
+        queryset = queryset.filter(
+            models.Q(context_type=ContextType.ORGANIZATION, entity_uid=organization.uid)
+            | models.Q(context_type=ContextType.PARTY, entity_uid__in=parties)
+        )
+    return queryset.order_by("entity_uid", "metric_id", "time_unit", "metric_date").values_list(
+        "context_type",
+        "entity_uid",
+        "metric_id",
+        "time_unit",
+        "metric_date",
+        "value",
+        "timezone",
+        "metadata",
+    )
+
+
+def export_items(rows: Iterable[tuple], metric_uids: Mapping[int, str]) -> Iterator[dict]:
+    """Export rows → items with exactly the import columns, so a file round-trips."""
+    for context_type, entity_uid, metric_id, time_unit, metric_date, value, zone, meta in rows:
+        yield {
+            "context_type": context_type,
+            "entity_uid": str(entity_uid),
+            "metric_uid": metric_uids[metric_id],
+            "time_unit": time_unit,
+            "metric_date": metric_date.isoformat(),
+            "value": value,
+            "timezone": zone,
+            "_metadata": meta,
+        }
+
+
+def plain_decimal(value: Decimal) -> str:
+    """``Decimal('1234.500000')`` → ``"1234.5"``, never an exponent."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"

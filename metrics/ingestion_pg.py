@@ -83,8 +83,11 @@ def _statement(on_conflict: str) -> str:
                 metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at
             WHERE (t.value, t.timezone, t.metadata)
                 IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.timezone, EXCLUDED.metadata)"""
+        same = """
+          AND e.value = c.value AND e.timezone = c.timezone AND e.metadata = c.metadata"""
     else:
         resolution = "DO NOTHING"
+        same = ""
     return f"""
 WITH checked AS (
     SELECT s.ln, s.valid, s.context_type, s.entity_uid, s.metric_id, s.time_unit,
@@ -110,7 +113,12 @@ WITH checked AS (
         metric_date, value, timezone, metadata, batch_id, created_at, updated_at)
     SELECT {_UUID7_SQL}, metric_id, context_type, entity_uid, time_unit, metric_date,
            value, timezone, metadata, %(batch_id)s, %(now)s, %(now)s
-    FROM checked WHERE valid AND problem IS NULL
+    FROM checked c WHERE valid AND problem IS NULL AND NOT EXISTS (
+        -- Rows already stored (identical ones, for update) never reach the INSERT: a
+        -- read-only index probe instead of a conflict, which would lock and dirty the row.
+        SELECT 1 FROM {values} e
+        WHERE e.entity_uid = c.entity_uid AND e.metric_id = c.metric_id
+          AND e.time_unit = c.time_unit AND e.metric_date = c.metric_date{same})
     ON CONFLICT (entity_uid, metric_id, time_unit, metric_date) {resolution}
     RETURNING t.entity_uid, t.metric_id, t.time_unit, t.metric_date, (t.xmax = 0) AS created
 )
@@ -156,36 +164,47 @@ def _stage(batch: list[tuple[int, object]], validator: RowValidator) -> StagedBa
     staged = StagedBatch(size=len(batch), raws=dict(batch))
     seen: dict[tuple, int] = {}
     rounds = staged.rounds
+    fast = validator.fast
     for line, raw in batch:
-        if isinstance(raw, ItemResult):
+        if raw.__class__ is ItemResult:
             staged.decided.append(raw)
             continue
         pending = split_item(line, raw)
-        if isinstance(pending, ItemResult):
+        if pending.__class__ is ItemResult:
             staged.decided.append(pending)
             continue
-        checked = validator.validate(pending)
         context_type = pending.context_type
-        if not isinstance(checked, Row):
-            staged.invalid[line] = (context_type, checked)
-            rounds[0].append(f"{line}\tf\t{context_type}\t{pending.entity_uid}{_NO_BODY}")
-            continue
-        metric_id = checked.definition.pk
-        key = (pending.entity_uid, metric_id, checked.time_unit, checked.metric_date)
+        entity = pending.entity_text
+        quick = fast(context_type, raw)
+        if quick is None:
+            checked = validator.validate_fully(pending)
+            if checked.__class__ is not Row:
+                staged.invalid[line] = (context_type, checked)
+                rounds[0].append(f"{line}\tf\t{context_type}\t{entity}{_NO_BODY}")
+                continue
+            quick = (
+                checked.definition,
+                checked.time_unit,
+                checked.metric_date,
+                checked.value,
+                checked.timezone,
+                checked.metadata,
+                None,
+            )
+        definition, time_unit, metric_date, value, zone, metadata, metadata_json = quick
+        metric_id = definition.pk
+        key = (entity, metric_id, time_unit, metric_date)
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
         if occurrence == len(rounds):
             rounds.append([])
-        zone = checked.timezone or _NULL
-        metadata = (
-            _copy_text(orjson.dumps(checked.metadata).decode())
-            if checked.metadata
-            else _EMPTY_METADATA
-        )
+        if metadata_json is None:
+            metadata_json = orjson.dumps(metadata).decode() if metadata else _EMPTY_METADATA
+        if "\\" in metadata_json:
+            metadata_json = _copy_text(metadata_json)
         rounds[occurrence].append(
-            f"{line}\tt\t{context_type}\t{pending.entity_uid}\t{metric_id}\t"
-            f"{checked.time_unit}\t{checked.metric_date.isoformat()}\t"
-            f"{format(checked.value, 'f')}\t{zone}\t{metadata}\n"
+            f"{line}\tt\t{context_type}\t{entity}\t{metric_id}\t{time_unit}\t"
+            f"{metric_date.isoformat()}\t{format(value, 'f')}\t{zone or _NULL}\t{metadata_json}\n"
         )
     return staged
 

@@ -1,0 +1,194 @@
+"""The shared ingestion path: the validation shortcut never disagrees with the single
+create's full path, and the batched write-permission check equals ``can_write_values``."""
+
+import itertools
+import random
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from entities.models import Membership, Role
+from entities.permissions import can_write_values
+from metrics.ingestion import (
+    JsonText,
+    Pending,
+    Row,
+    RowValidator,
+    split_item,
+    writable_check,
+)
+from metrics.models import MetricDefinition
+
+VALUES = [
+    0,
+    1,
+    -3,
+    "12",
+    "12.5",
+    "1e3",
+    "1.0000005",
+    Decimal("2.5"),
+    Decimal("1E+18"),
+    " 7 ",
+    "",
+    "abc",
+    True,
+    None,
+    "NaN",
+    float("inf"),
+    12.25,
+    10**18,
+    [],
+]
+DATES = ["2026-03-01", "2026-03-02", "2026-01-01", "1899-12-31", "2026-02-30", "20260301", 5, None]
+TIME_UNITS = ["day", "month", "year", "week", None, 3]
+ZONES = [None, "UTC", "Europe/Paris", " UTC", "", "Mars/Base", 7]
+METADATA = [
+    None,
+    {},
+    {"a": 1},
+    [1],
+    "x",
+    JsonText('{"a": 1.5}'),
+    JsonText("[1]"),
+    JsonText("{bad"),
+    {"n": Decimal("0.5")},
+]
+METRICS = ["raw_pct", "cnt", "cents_ar", "retired", "party_metric", "unknown", 5, " cnt"]
+
+
+@pytest.fixture
+def catalogue(db):
+    definitions = [
+        MetricDefinition.objects.create(
+            uid="cents_ar", name="a", value_type="currency", storage_unit="cents"
+        ),
+        MetricDefinition.objects.create(uid="raw_pct", name="b", value_type="percentage"),
+        MetricDefinition.objects.create(uid="cnt", name="c", value_type="count"),
+        MetricDefinition.objects.create(uid="retired", name="d", is_active=False),
+        MetricDefinition.objects.create(uid="party_metric", name="e", context_type="PARTY"),
+    ]
+    return {d.uid: d for d in definitions}
+
+
+def _corpus(count: int, seed: int = 3):
+    rng = random.Random(seed)
+    for _ in range(count):
+        item = {"context_type": "ORGANIZATION", "entity_uid": str(uuid.uuid4())}
+        for name, choices in (
+            ("metric_uid", METRICS),
+            ("metric_date", DATES),
+            ("value", VALUES),
+            ("time_unit", TIME_UNITS),
+            ("timezone", ZONES),
+            ("_metadata", METADATA),
+        ):
+            # Mostly plausible values, so that valid rows are common too.
+            choice = rng.choice(choices[:3] if rng.random() < 0.8 else choices)
+            if choice is not None or rng.random() < 0.3:
+                item[name] = choice
+        if rng.random() < 0.05:
+            item["colour"] = "red"
+        yield item
+
+
+@pytest.mark.parametrize("allow_inactive", [False, True])
+def test_shortcut_accepts_only_what_the_full_path_accepts_with_equal_values(
+    catalogue, allow_inactive
+):
+    validator = RowValidator(catalogue, allow_inactive=allow_inactive)
+    shortcut_taken = 0
+    accepted = 0
+    for index, item in enumerate(_corpus(3000)):
+        pending = split_item(index, item)
+        assert isinstance(pending, Pending)
+        full = validator.validate_fully(pending)
+        quick = validator.fast(pending.context_type, item)
+        if isinstance(full, Row):
+            accepted += 1
+        if quick is None:
+            continue
+        shortcut_taken += 1
+        assert isinstance(full, Row), (item, full)
+        definition, time_unit, metric_date, value, zone, metadata, _json = quick
+        assert (definition, time_unit, metric_date, value, zone, metadata) == (
+            full.definition,
+            full.time_unit,
+            full.metric_date,
+            full.value,
+            full.timezone,
+            full.metadata,
+        )
+    # The corpus exercises both paths, or the test proves nothing.
+    assert shortcut_taken > 50
+    assert accepted > shortcut_taken // 2
+
+
+def test_validate_reports_the_single_create_messages(catalogue):
+    validator = RowValidator(catalogue, allow_inactive=False)
+    item = {
+        "context_type": "ORGANIZATION",
+        "entity_uid": str(uuid.uuid4()),
+        "metric_uid": "cnt",
+        "metric_date": "2026-03-02",
+        "time_unit": "month",
+        "value": "1.5",
+    }
+    errors = validator.validate(split_item(0, item))
+    assert errors == {
+        "value": ["A count must be a whole number."],
+        "metric_date": [
+            "For time_unit=month metric_date must be the first day of a month: use 2026-03-01."
+        ],
+    }
+    blank = validator.validate(split_item(0, {**item, "metric_uid": ""}))
+    assert blank == {"metric_uid": ["This field may not be blank."]}
+
+
+@pytest.mark.parametrize(
+    ("item", "errors"),
+    [
+        (
+            {},
+            {
+                "context_type": ["This field is required."],
+                "entity_uid": ["This field is required."],
+            },
+        ),
+        (
+            {"context_type": "TEAM", "entity_uid": "x"},
+            {
+                "context_type": ["context_type must be one of ORGANIZATION, PARTY, USER."],
+                "entity_uid": ["Must be a valid UUID."],
+            },
+        ),
+        ([1], {"non_field_errors": ["Each item must be a JSON object."]}),
+    ],
+)
+def test_malformed_entity_fields_are_reported_alone(item, errors):
+    assert split_item(4, item).errors == errors
+
+
+@pytest.mark.django_db
+def test_batched_write_check_equals_can_write_values(
+    make_user, organization, other_organization, party, other_party, staff
+):
+    editor = make_user(organization=organization, role=Role.EDITOR)
+    Membership.objects.create(user=editor, organization=other_organization, role=Role.VIEWER)
+    viewer = make_user(organization=organization, role=Role.VIEWER)
+    colleague = make_user(organization=organization)
+    stranger = make_user(organization=other_organization)
+    loner = make_user()
+    entities = [organization, other_organization, party, other_party]
+    entities += [editor, viewer, colleague, stranger, loner]
+    for user in (editor, viewer, colleague, stranger, loner, staff):
+        batched = writable_check(user, entities)
+        for entity in entities:
+            assert batched(entity) == can_write_values(user, entity), (user, entity)
+
+
+def test_corpus_is_varied():
+    # Guard against a corpus generator that silently stops covering a dimension.
+    seen = {name for item in itertools.islice(_corpus(300), 300) for name in item}
+    assert {"metric_uid", "metric_date", "value", "time_unit", "timezone", "_metadata"} <= seen
