@@ -34,6 +34,7 @@ from ..filters import MetricDefinitionFilter
 from ..models import MetricDefinition, MetricValue
 from ..services import EntityRef
 from .serializers import (
+    TIMESTAMP_TEXT_ANNOTATIONS,
     VALUE_ROW_COLUMNS,
     MetricDefinitionCreateSerializer,
     MetricDefinitionSerializer,
@@ -289,7 +290,8 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
             )
         include_metadata = params["include_metadata"]
         columns = (*VALUE_ROW_COLUMNS, "metadata") if include_metadata else VALUE_ROW_COLUMNS
-        rows = self.paginate_queryset(self.filter_queryset(queryset.values(*columns)))
+        queryset = queryset.annotate(**TIMESTAMP_TEXT_ANNOTATIONS).values(*columns)
+        rows = self.paginate_queryset(self.filter_queryset(queryset))
         items = [value_row(row, include_metadata=include_metadata) for row in rows]
         return self.get_paginated_response(items)
 

@@ -772,3 +772,32 @@ def test_response_body_is_compact_json(viewer_client, stored):
     # The renderer writes Decimal as a number; a round trip through orjson keeps it exact.
     payload = orjson.loads(viewer_client.get(detail_url(stored)).content)
     assert payload["data"]["value"] == 100
+
+
+def test_list_and_detail_write_timestamps_the_same_way(viewer_client, organization, stored):
+    # One row with whole seconds: the database's text then has no fraction either.
+    MetricValue.objects.filter(pk=stored.pk).update(
+        created_at=datetime(2026, 3, 1, 8, 0, 0, tzinfo=ZoneInfo("UTC")),
+        updated_at=datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=ZoneInfo("UTC")),
+    )
+    listed = list_values(viewer_client, organization, start_date="2026-01-01").json()["data"]
+    detail = viewer_client.get(detail_url(stored)).json()["data"]
+    item = listed["items"][0]
+    assert item["created_at"] == detail["created_at"] == "2026-03-01T08:00:00Z"
+    assert item["updated_at"] == detail["updated_at"] == "2026-03-01T09:30:15.250000Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-15 10:00:00.5+00", "2026-03-15T10:00:00.500000Z"),
+        ("2026-03-15 10:00:00+00:00", "2026-03-15T10:00:00Z"),
+        ("2026-03-15 10:00:00.123456", "2026-03-15T10:00:00.123456Z"),
+        ("2026-03-15 12:00:00+02", "2026-03-15T10:00:00Z"),
+        (datetime(2026, 3, 15, 10, 0, tzinfo=ZoneInfo("UTC")), "2026-03-15T10:00:00Z"),
+    ],
+)
+def test_timestamp_text_forms(text, expected):
+    from metrics.api.serializers import _timestamp
+
+    assert _timestamp(text) == expected
