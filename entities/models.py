@@ -308,6 +308,17 @@ class ApiKey(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="api_keys"
     )
+    # The membership the key acts through, so authentication reads the user's *current* role
+    # with a plain join. Removing the member nulls it and the key stops working for good
+    # (adding the user back does not revive it). Staff keys may have none.
+    membership = models.ForeignKey(
+        Membership,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="api_keys",
+    )
     name = models.CharField(max_length=100)
     lookup = models.CharField(max_length=API_KEY_LOOKUP_LENGTH, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
@@ -343,16 +354,11 @@ class ApiKey(models.Model):
 
     @property
     def member_role(self) -> str | None:
-        """The user's role in the key's organization (``None``: no longer a member).
+        """The user's current role in the key's organization (``None``: no longer a member).
 
-        Authentication annotates it in its one query; elsewhere it costs one query, once.
+        Authentication loads the membership in its one query; elsewhere it costs one query.
         """
-        if "_member_role" not in self.__dict__:
-            memberships = Membership.objects.filter(
-                user_id=self.user_id, organization_id=self.organization_id
-            )
-            self.__dict__["_member_role"] = memberships.values_list("role", flat=True).first()
-        return self.__dict__["_member_role"]
+        return self.membership.role if self.membership_id is not None else None
 
     @property
     def acting_role(self) -> str | None:

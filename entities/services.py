@@ -230,20 +230,14 @@ def api_key_create(
     name: str,
     scopes: list[str] | None = None,
     expires_in_days: int | None = None,
-    role: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key for ``user`` in ``organization``; returns ``(api_key, raw_key)``.
 
     The raw key exists only in the return value: store it nowhere, show it once. Scopes
     beyond what the user's role allows in the organization are a 400 naming them.
-    ``role`` may be passed when the caller already knows it (saves a query).
     """
-    if role is None and not user.is_staff:
-        role = (
-            Membership.objects.filter(user=user, organization=organization)
-            .values_list("role", flat=True)
-            .first()
-        )
+    membership = Membership.objects.filter(user=user, organization=organization).first()
+    role = membership.role if membership is not None else None
     if role is None and not user.is_staff:
         raise ValidationError({"organization_uid": ["You are not a member of this organization."]})
     requested = sorted(set(scopes or []))
@@ -271,6 +265,7 @@ def api_key_create(
         api_key = ApiKey(
             user=user,
             organization=organization,
+            membership=membership,
             name=name,
             lookup=api_key_lookup(raw),
             key_hash=hash_api_key(raw),

@@ -4,15 +4,17 @@ everything; an API key sees only its own organization."""
 
 import pytest
 
-from entities.models import Membership, Organization, Party, Role, User
+from entities.models import ApiKey, Membership, Organization, Party, Role, User
 from entities.permissions import can_manage_organization, can_write_values, role_in
 
 pytestmark = pytest.mark.django_db
 
 
 def as_key(user, api_key):
-    """The user object key authentication returns: the key rides on it."""
-    user = User.objects.get(pk=user.pk)
+    """The user object key authentication returns, loaded fresh as each request does: the
+    key (with its membership) rides on it."""
+    api_key = ApiKey.objects.select_related("user", "membership").get(pk=api_key.pk)
+    user = api_key.user
     user.api_key = api_key
     return user
 
