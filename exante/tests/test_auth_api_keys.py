@@ -278,3 +278,34 @@ class TestQueryCounts:
             assert key_client(raw).get("/api/metrics").status_code == 200
         auth = [q for q in real_queries(captured) if "entities_apikey" in q]
         assert len(auth) == 1, auth
+
+
+@pytest.fixture(scope="module")
+def schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+class TestSchema:
+    def test_both_schemes_are_documented(self, schema):
+        schemes = schema["components"]["securitySchemes"]
+        assert schemes["bearerAuth"]["bearerFormat"] == "JWT"
+        assert schemes["apiKeyAuth"]["scheme"] == "bearer"
+        assert "ex_live_" in schemes["apiKeyAuth"]["description"]
+
+    def test_operations_say_which_scope_a_key_needs(self, schema):
+        values = schema["paths"]["/api/metrics/values/{context_type}/{entity_uid}"]
+        assert "`metrics:write`" in values["post"]["description"]
+        assert "`metrics:read`" in values["get"]["description"]
+        assert "`metrics:admin`" in schema["paths"]["/api/metrics"]["post"]["description"]
+        assert {"apiKeyAuth": []} in values["post"]["security"]
+
+    def test_operations_refusing_keys_document_the_jwt_scheme_only(self, schema):
+        for path, method in [("/api/api-keys", "post"), ("/api/users", "post")]:
+            operation = schema["paths"][path][method]
+            assert operation["security"] == [{"bearerAuth": []}], (method, path)
+            assert "API keys are not accepted" in operation["description"]
+
+    def test_rate_limited_public_endpoints_document_429(self, schema):
+        assert "429" in schema["paths"]["/api/auth/token"]["post"]["responses"]
