@@ -18,11 +18,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import status, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from entities.permissions import can_write_values
 from exante.api.pagination import MAX_PAGE, EnvelopePagination, parse_positive_int
-from exante.api.permissions import IsStaffOrReadOnly
+from exante.api.permissions import ApiScopePermission, IsStaffOrReadOnly
 from exante.api.responses import error_response as plain_error_response
 from exante.api.schema import error_response
 from exante.api.scoping import ENTITY_NOT_FOUND, EntityScopedMixin
@@ -156,6 +157,20 @@ _VALUE_PARAM = OpenApiParameter(
     "unknown and not visible are the same 404.",
 )
 _WRITE_DENIED = "You may read this {context}'s metric values but not write them."
+_KEY_WRITE_DENIED = "This API key does not have the metrics:write scope."
+
+
+def _check_write(user, entity, context_type: str) -> None:
+    """403 unless ``user`` may write values of ``entity`` (``can_write_values`` decides;
+    this only picks the message that tells the caller what is missing)."""
+    if can_write_values(user, entity):
+        return
+    key = getattr(user, "api_key", None)
+    if key is not None and not key.has_scope("metrics:write"):
+        raise PermissionDenied(_KEY_WRITE_DENIED)
+    raise PermissionDenied(_WRITE_DENIED.format(context=context_type.lower()))
+
+
 _NOT_FOUND_404 = error_response(404, "`not_found`: no such value, or not visible to the caller.")
 
 
@@ -189,11 +204,29 @@ class WindowCountPagination(EnvelopePagination):
         return rows
 
 
+class MetricValueScopePermission(ApiScopePermission):
+    """An API key needs some ``metrics`` scope to reach a value endpoint at all, but the
+    write scope is checked later, by ``can_write_values`` (step 6 of the create order):
+    a read-only key posting to an unknown entity gets the same 404, and one posting an
+    invalid body the same 400, as a viewer would."""
+
+    def has_permission(self, request, view) -> bool:
+        key = getattr(request.user, "api_key", None)
+        if key is None or request.method in SAFE_METHODS:
+            return super().has_permission(request, view)
+        scope = view.api_scope
+        if key.has_scope(f"{scope}:write") or key.has_scope(f"{scope}:read"):
+            return True
+        self.message = f"This API key does not have the {scope}:write scope."
+        return False
+
+
 class _MetricValueViewMixin:
     """What every metric value view shares: the scope name API keys are checked against,
     and a body limit that fits one value (a 16 KiB ``_metadata`` and the rest)."""
 
     api_scope = "metrics"
+    permission_classes = [MetricValueScopePermission]
     max_body_bytes = 64 * 1024
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -347,8 +380,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
             timezone=data.get("timezone"),
             metadata=data.get("_metadata"),
         )
-        if not can_write_values(request.user, self.entity):
-            raise PermissionDenied(_WRITE_DENIED.format(context=self.context_type.lower()))
+        _check_write(request.user, self.entity, self.context_type)
         services.metric_value_save_new(instance)
         location = request.build_absolute_uri(
             reverse("metric-value-detail", kwargs={"value_uid": instance.uid})
@@ -415,8 +447,8 @@ class MetricValueViewSet(_MetricValueViewMixin, viewsets.GenericViewSet):
         if found is None:
             raise NotFound("No metric value with this uid was found.")
         instance, entity = found
-        if for_write and not can_write_values(self.request.user, entity):
-            raise PermissionDenied(_WRITE_DENIED.format(context=instance.context_type.lower()))
+        if for_write:
+            _check_write(self.request.user, entity, instance.context_type)
         return instance
 
     def retrieve(self, request, *args, **kwargs):

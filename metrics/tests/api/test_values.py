@@ -801,3 +801,67 @@ def test_timestamp_text_forms(text, expected):
     from metrics.api.serializers import _timestamp
 
     assert _timestamp(text) == expected
+
+
+# --- API keys (scopes) -----------------------------------------------------------------------
+
+
+def test_read_only_key_follows_the_create_order(
+    make_api_key, key_client, editor, organization, total_ar
+):
+    _, raw = make_api_key(editor, organization, ["metrics:read"])
+    client = key_client(raw)
+    url = values_url("ORGANIZATION", organization.uid)
+    assert client.get(url).status_code == 200
+    # Unknown entity and invalid body come before the write permission (checks 2, 3, 6).
+    assert (
+        client.post(values_url("ORGANIZATION", uuid.uuid4()), body_for(total_ar)).status_code == 404
+    )
+    assert client.post(url, body_for(total_ar, value="x")).status_code == 400
+    denied = client.post(url, body_for(total_ar))
+    assert denied.status_code == 403
+    assert denied.json()["code"] == "permission_denied"
+    assert "metrics:write" in denied.json()["message"]
+    assert not MetricValue.objects.exists()
+
+
+def test_write_key_creates_only_inside_its_organization(
+    make_api_key, key_client, make_user, organization, other_organization, total_ar
+):
+    from entities.models import Membership
+
+    user = make_user("two-orgs@example.com", organization=organization, role=Role.EDITOR)
+    Membership.objects.create(user=user, organization=other_organization, role=Role.EDITOR)
+    _, raw = make_api_key(user, organization, ["metrics:write"])
+    client = key_client(raw)
+    assert (
+        client.post(values_url("ORGANIZATION", organization.uid), body_for(total_ar)).status_code
+        == 201
+    )
+    # The user may write Globex's values with a JWT, but this key acts inside Acme only.
+    assert (
+        client.post(values_url("ORGANIZATION", other_organization.uid), body_for(total_ar))
+    ).status_code == 404
+
+
+def test_key_without_metrics_scope_is_refused(make_api_key, key_client, editor, organization):
+    _, raw = make_api_key(editor, organization, ["entities:read"])
+    client = key_client(raw)
+    assert client.get(values_url("ORGANIZATION", organization.uid)).status_code == 403
+    assert client.post(values_url("ORGANIZATION", organization.uid), {}).status_code == 403
+
+
+def test_read_only_key_cannot_patch_or_delete(make_api_key, key_client, editor, stored):
+    _, raw = make_api_key(editor, stored_organization(stored), ["metrics:read"])
+    client = key_client(raw)
+    assert client.get(detail_url(stored)).status_code == 200
+    assert client.patch(detail_url(stored), {"value": 1}).status_code == 403
+    assert client.delete(detail_url(stored)).status_code == 403
+    stored.refresh_from_db()
+    assert stored.value == Decimal(100)
+
+
+def stored_organization(value):
+    from entities.models import Organization
+
+    return Organization.objects.get(uid=value.entity_uid)
