@@ -95,6 +95,9 @@ def normalize_value(raw: object) -> Decimal:
         raise ValidationError("The value must be smaller than 10^18 in magnitude.") from None
     if abs(number) >= VALUE_LIMIT:
         raise ValidationError("The value must be smaller than 10^18 in magnitude.")
+    if number.is_zero():
+        # NUMERIC has no negative zero: answer what a later read will return.
+        number = number.copy_abs()
     return number
 
 

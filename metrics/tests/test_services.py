@@ -198,3 +198,9 @@ def test_metadata_size_limit_is_on_the_serialized_form():
     services.normalize_metadata({"x": "y" * (16 * 1024 - 20)})
     with pytest.raises(ValidationError):
         services.normalize_metadata({"x": "y" * (16 * 1024)})
+
+
+@pytest.mark.parametrize("raw", ["-0", Decimal("-0.0000001"), -0.0])
+def test_negative_zero_becomes_zero(raw):
+    number = services.normalize_value(raw)
+    assert number == 0 and not number.is_signed()
