@@ -129,6 +129,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}",
         }
     )
+    # Optional in-process pool (psycopg_pool), for threaded workers (GUNICORN_WORKER_CLASS=
+    # gthread): a sync worker serves one request at a time and needs one connection. Django
+    # requires CONN_MAX_AGE=0 with a pool; health checks make it test idle connections.
+    if env_int("DB_POOL_MAX_SIZE", 0) > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 0),
+            # Waiting for a free connection (or for the database) ends as a 503.
+            "timeout": env_int("DB_POOL_TIMEOUT", 10),
+        }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers proceed while one writer holds the lock; IMMEDIATE avoids the
     # upgrade deadlock SQLite otherwise reports as "database is locked".
