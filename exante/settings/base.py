@@ -126,8 +126,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5),
-            "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}",
+            "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}"
+            # A request queued behind a migration's table lock gives up (503) instead of
+            # holding a worker; 0 (the default) waits up to the statement timeout.
+            + f" -c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 0)}",
         }
+    )
+    # Behind PgBouncer in transaction mode a named cursor cannot outlive its transaction.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+        "DB_DISABLE_SERVER_SIDE_CURSORS", False
     )
     # Optional in-process pool (psycopg_pool), for threaded workers (GUNICORN_WORKER_CLASS=
     # gthread): a sync worker serves one request at a time and needs one connection. Django

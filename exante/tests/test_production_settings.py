@@ -151,3 +151,49 @@ def test_hashed_static_files_are_served_and_cached_forever(production_responses)
         assert info["size"] > 1000, (name, info)
         # whitenoise marks hashed names immutable: browsers never revalidate them.
         assert "immutable" in (info["cache"] or ""), (name, info)
+
+
+_DATABASE_SETTINGS = """
+import json
+import django
+django.setup()
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({key: db[key] for key in ("OPTIONS", "CONN_MAX_AGE",
+                                            "DISABLE_SERVER_SIDE_CURSORS")}))
+"""
+
+
+def database_settings(tmp_path, **env) -> dict:
+    env = production_env(tmp_path, DATABASE_URL="postgres://app@db.internal:5432/exante", **env)
+    result = run([sys.executable, "-c", _DATABASE_SETTINGS], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_database_timeouts_and_defaults(tmp_path):
+    db = database_settings(tmp_path)
+    assert db["OPTIONS"]["connect_timeout"] == 5
+    assert db["OPTIONS"]["options"] == "-c statement_timeout=30000 -c lock_timeout=0"
+    assert "pool" not in db["OPTIONS"]
+    assert db["CONN_MAX_AGE"] == 60
+    assert db["DISABLE_SERVER_SIDE_CURSORS"] is False
+
+
+def test_database_settings_follow_the_environment(tmp_path):
+    db = database_settings(
+        tmp_path,
+        DB_CONNECT_TIMEOUT="3",
+        DB_STATEMENT_TIMEOUT_MS="0",
+        DB_LOCK_TIMEOUT_MS="2000",
+        DB_POOL_MAX_SIZE="8",
+        DB_POOL_MIN_SIZE="2",
+        DB_POOL_TIMEOUT="4",
+        DB_DISABLE_SERVER_SIDE_CURSORS="true",
+    )
+    assert db["OPTIONS"]["connect_timeout"] == 3
+    assert db["OPTIONS"]["options"] == "-c statement_timeout=0 -c lock_timeout=2000"
+    assert db["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 8, "timeout": 4}
+    # Django refuses a pool together with persistent connections.
+    assert db["CONN_MAX_AGE"] == 0
+    assert db["DISABLE_SERVER_SIDE_CURSORS"] is True
