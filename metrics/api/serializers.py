@@ -204,7 +204,15 @@ class ValueInputField(RawValueField):
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class MetadataField(serializers.JSONField):
-    """Any JSON here; that it is an object of at most 16 KiB is checked by the service."""
+    """Any JSON here; that it is an object of at most 16 KiB is checked by the service.
+
+    DRF's field re-serializes the input with ``json.dumps`` to check it, which fails on the
+    ``Decimal`` numbers our parser produces (``{"rate": 0.5}``); the body already is JSON,
+    and ``normalize_metadata`` turns those numbers into plain ones.
+    """
+
+    def to_internal_value(self, data):
+        return data
 
 
 def _metadata_field(**kwargs) -> MetadataField:
