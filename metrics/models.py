@@ -85,6 +85,10 @@ class MetricValue(models.Model):
     """
 
     uid = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    # Only a single-column index on the metric: a (metric, time_unit, metric_date) index
+    # would serve "one metric across entities by date" (admin filters, exports) but lures
+    # PostgreSQL's LIMIT 1 planning of the latest-per-metric read into scanning every
+    # entity's history backwards (see test_latest_per_metric_descends_the_unique_index).
     metric = models.ForeignKey(MetricDefinition, on_delete=models.PROTECT, related_name="values")
     context_type = models.CharField(max_length=12, choices=ContextType.choices)
     entity_uid = models.UUIDField()
@@ -125,4 +129,6 @@ class MetricValue(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.metric_id}:{self.entity_uid}:{self.time_unit}:{self.metric_date}"
+        # Reads the definition: callers listing many values select_related("metric").
+        entity = f"{self.context_type} {self.entity_uid}"
+        return f"{self.metric.uid} {self.time_unit} {self.metric_date} ({entity})"

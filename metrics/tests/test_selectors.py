@@ -121,13 +121,25 @@ def test_latest_per_metric_descends_the_unique_index(postgres_only, organization
         )
         for n in range(20_000)
     )
+    # Other entities' histories of the same metric, as in any real table: the metric-first
+    # index must not look like the better path to the planner.
+    MetricValue.objects.bulk_create(
+        MetricValue(
+            metric=total_ar,
+            context_type="ORGANIZATION",
+            entity_uid=uuid.uuid4(),
+            metric_date=date(2026, 1, 1) + timedelta(days=n % 300),
+            value=Decimal(n),
+        )
+        for n in range(20_000)
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE metrics_metricvalue")
     queryset = selectors.metric_values().latest_per_metric(
         context_type="ORGANIZATION", entity_uid=organization.uid, time_unit="day"
     )
     plan = queryset.explain(analyze=True)
-    assert "metricvalue_entity_metric_unit_date_uniq" in plan
+    assert "metricvalue_entity_metric_unit_date_uniq" in plan, plan
     assert "Limit" in plan
     # Backward index scan touching one row, not a sort over the 20,000.
     assert "Index Scan Backward" in plan or "Index Only Scan Backward" in plan, plan

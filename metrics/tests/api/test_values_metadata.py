@@ -16,12 +16,12 @@ def test_fractional_numbers_in_metadata_are_stored(editor_client, total_ar, url)
         "metric_uid": "total_ar",
         "metric_date": "2026-03-15",
         "value": 100,
-        "_metadata": {"rate": 0.5, "nested": {"weights": [1.25, 2, -0.001]}, "big": 1e300},
+        "_metadata": {"rate": 0.5, "nested": {"weights": [1.25, 2, -0.001]}},
     }
     response = editor_client.post(url, body, format="json")
     assert response.status_code == 201, response.content
     stored = MetricValue.objects.get().metadata
-    assert stored == {"rate": 0.5, "nested": {"weights": [1.25, 2, -0.001]}, "big": 1e300}
+    assert stored == {"rate": 0.5, "nested": {"weights": [1.25, 2, -0.001]}}
 
 
 @pytest.mark.django_db
