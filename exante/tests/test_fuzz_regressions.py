@@ -109,3 +109,20 @@ def test_value_list_items_do_not_require_the_metadata_key():
     assert "_metadata" in value["properties"]
     assert "_metadata" not in value.get("required", [])
     assert "value" in value["required"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "patch", "delete", "get"])
+def test_unknown_context_type_is_404_for_every_method_without_csrf_cookie(staff, method):
+    """Spec §3.3 step 1. A real API client sends no CSRF cookie; the plain Django view that
+    answers malformed value paths made a POST a 403 (CSRF) instead of the 404."""
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(staff).access_token}")
+    response = getattr(client, method)(
+        "/api/metrics/values/NOPE/abc", {"metric_uid": "x"}, format="json"
+    )
+    assert response.status_code == 404, response.content
+    assert "ORGANIZATION" in response.json()["message"]
