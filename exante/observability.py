@@ -22,7 +22,6 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,7 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
-from exante.api.responses import error_response
+from exante.api.responses import error_response, require_get
 
 access_logger = logging.getLogger("exante.access")
 
@@ -140,7 +139,7 @@ def _unauthorized(code: str, message: str) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_get
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text format; 404 unless ``METRICS_ENDPOINT_ENABLED``, and a bearer token
     when ``METRICS_TOKEN`` is set. Never touches the database, so it answers during an

@@ -3,20 +3,19 @@
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
-from .responses import service_unavailable_response
+from .responses import require_get, service_unavailable_response
 
 
 @never_cache
-@require_GET
+@require_get
 def healthz(request) -> HttpResponse:
     """The process is up and serving; does not touch the database."""
     return JsonResponse({"status": "success", "status_code": 200, "message": "ok", "data": {}})
 
 
 @never_cache
-@require_GET
+@require_get
 def readyz(request) -> HttpResponse:
     """The database answers a query; 503 with the envelope when it does not."""
     try:

@@ -1,9 +1,11 @@
 """Error envelopes for responses built outside DRF (404/500 handlers, middleware)."""
 
+from functools import wraps
 from http import HTTPStatus
 
 import orjson
 from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 #: Seconds a client should wait before retrying after a 503.
 RETRY_AFTER_SECONDS = 5
@@ -40,3 +42,25 @@ def service_unavailable_response() -> HttpResponse:
     )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def require_get(view):
+    """``require_GET`` for plain Django views, answering other methods with the 405 error
+    envelope and ``Allow`` (Django's own answers an empty HTML 405). CSRF-exempt: a view
+    that only reads has nothing to protect, and the CSRF check would otherwise answer a
+    cookie-less POST with 403 before the 405 could be given."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"Method {request.method[:20]} is not allowed here; use GET.",
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped

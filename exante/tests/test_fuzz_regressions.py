@@ -1,5 +1,7 @@
 """Regressions found by the schema-driven fuzzer (.ci/fuzz), one test per finding."""
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -29,12 +31,16 @@ def test_empty_sort_is_400_naming_the_allowed_fields(staff_client):
 
 @pytest.mark.django_db
 def test_csrf_rejection_outside_the_admin_is_a_json_envelope():
-    # A cookie-less form POST to a plain Django view trips CSRF protection; outside the
-    # admin (which keeps Django's HTML pages for analysts' browsers) it answers JSON.
-    response = Client(enforce_csrf_checks=True).post("/readyz", {"username": "x"})
+    # Every plain view outside the admin is CSRF-exempt by now (the probes, the unknown
+    # context 404), so ask the configured failure view directly for a non-admin path: a
+    # future plain view must still answer JSON; the admin keeps Django's HTML pages.
+    from django.middleware.csrf import _get_failure_view
+    from django.test import RequestFactory
+
+    response = _get_failure_view()(RequestFactory().post("/api/anything"), reason="no cookie")
     assert response.status_code == 403
     assert response["Content-Type"].startswith("application/json")
-    assert response.json()["status"] == "error"
+    assert json.loads(response.content)["code"] == "permission_denied"
 
 
 def test_admin_csrf_rejection_is_django_html_page():
@@ -126,3 +132,20 @@ def test_unknown_context_type_is_404_for_every_method_without_csrf_cookie(staff,
     )
     assert response.status_code == 404, response.content
     assert "ORGANIZATION" in response.json()["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_probes_answer_other_methods_with_the_405_envelope(path, method):
+    """Spec §2.1: every 4xx is the envelope. These plain views answered a cookie-less POST
+    with a CSRF 403 and other methods with Django's empty HTML 405."""
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert response.status_code == 405, response.content
+    assert response["Allow"] == "GET, HEAD"
+    body = response.json()
+    assert (body["status"], body["code"], body["status_code"]) == (
+        "error",
+        "method_not_allowed",
+        405,
+    )
