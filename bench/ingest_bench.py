@@ -42,6 +42,14 @@ PARTIES = 500
 EDITOR = ("bench-editor@bench.test", "bench-editor-pass")
 
 
+def configure(db_name: str, port: int) -> None:
+    """Point the bench at its own database and port (helpers running in parallel each
+    pass their own)."""
+    global DB_NAME, DB_URL, PORT
+    DB_NAME, PORT = db_name, port
+    DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+
+
 def child_env() -> dict:
     env = dict(os.environ)
     env.update(
@@ -264,7 +272,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--db-name", default=DB_NAME, help="dropped and re-created")
+    parser.add_argument("--port", type=int, default=PORT, help="gunicorn, on 127.0.0.1")
     args = parser.parse_args()
+    configure(args.db_name, args.port)
     rows = args.rows
 
     setup_database()

@@ -312,14 +312,35 @@ class RowValidator:
         or None), or ``None`` to take the full path."""
         if not raw.keys() <= _ITEM_KEYS:
             return None
-        definition = self._metric(raw.get("metric_uid"), context_type)
+        get = raw.get
+        return self.fast_cells(
+            context_type,
+            get("metric_uid"),
+            get("time_unit", "day"),
+            get("metric_date"),
+            get("value"),
+            get("timezone"),
+            get("_metadata"),
+        )
+
+    def fast_cells(
+        self,
+        context_type: str,
+        metric_uid: object,
+        time_unit: object,
+        metric_date: object,
+        raw_value: object,
+        zone: object,
+        metadata: object,
+    ) -> tuple | None:
+        """``fast`` for an item already taken apart (an absent ``time_unit`` is ``"day"``,
+        any other absent field ``None``): CSV records come here without becoming dicts."""
+        definition = self._metric(metric_uid, context_type)
         if definition is _NOT_SURE:
             return None
-        time_unit = raw.get("time_unit", "day")
-        metric_date = self._date(raw.get("metric_date"), time_unit)
+        metric_date = self._date(metric_date, time_unit)
         if metric_date is _NOT_SURE:
             return None
-        raw_value = raw.get("value")
         if raw_value is None:
             return None
         try:
@@ -328,12 +349,10 @@ class RowValidator:
             return None
         if value_errors_for_definition(value, definition):
             return None
-        zone = raw.get("timezone")
-        if zone is not None and zone not in self._zones:
+        if zone is not None and (zone.__class__ is not str or zone not in self._zones):
             if not (zone.__class__ is str and zone.strip() == zone and is_valid_timezone(zone)):
                 return None
             self._zones.add(zone)
-        metadata = raw.get("_metadata")
         if metadata is None:
             return definition, time_unit, metric_date, value, zone, {}, "{}"
         if metadata.__class__ is JsonText:
@@ -920,45 +939,71 @@ def _floats(node):
     return node
 
 
-def csv_rows(stream: io.TextIOBase) -> Iterator[tuple[int, object]]:
+class CsvRows:
     """``(line number, item)`` per CSV record; an empty cell means "not given".
 
     The header names the columns (any order); unknown columns are an error for the whole
     file, ``_line``/``_error`` (written by ``--errors-out``) are ignored.
+
+    Iterating gives items (dicts). ``records()`` gives the same rows undigested, as lists
+    of cells in ``FIELDS`` order (``""`` where not given), for a caller that validates
+    cells directly (``RowValidator.fast_cells``) and builds an item with ``item()`` only
+    for a row it must report or send down the full path.
     """
-    reader = csv.reader(stream)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        return
-    unknown = [n for n in header if n not in FIELDS and n not in ANNOTATION_FIELDS]
-    if unknown:
-        raise SourceError(
-            f"Unknown column(s) {', '.join(unknown)}; the columns are {', '.join(FIELDS)}."
-        )
-    missing = [n for n in REQUIRED_FIELDS if n not in header]
-    if missing:
-        raise SourceError(f"Missing required column(s): {', '.join(missing)}.")
-    if len(set(header)) != len(header):
-        raise SourceError("A column appears twice in the header.")
-    keep = [(i, n) for i, n in enumerate(header) if n in FIELDS]
-    width = len(header)
-    line = reader.line_num
-    meta_at = header.index("_metadata") if "_metadata" in header else None
-    for record in reader:
-        start, line = line + 1, reader.line_num
-        if not record:
-            continue
-        if len(record) != width:
-            yield (
-                start,
-                _error(start, {NON_FIELD: [f"Expected {width} columns, found {len(record)}."]}),
+
+    def __init__(self, stream: io.TextIOBase):
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[tuple[int, object]]:
+        item = self.item
+        for line, record in self.records():
+            yield line, record if record.__class__ is ItemResult else item(record)
+
+    @staticmethod
+    def item(cells: list[str]) -> dict:
+        """Cells in ``FIELDS`` order → the item a JSON caller would have sent."""
+        item = {name: cell for name, cell in zip(FIELDS, cells, strict=True) if cell != ""}
+        if "_metadata" in item:
+            item["_metadata"] = JsonText(item["_metadata"])
+        return item
+
+    def records(self) -> Iterator[tuple[int, list[str] | ItemResult]]:
+        reader = csv.reader(self.stream)
+        try:
+            header = [name.strip() for name in next(reader)]
+        except StopIteration:
+            return
+        unknown = [n for n in header if n not in FIELDS and n not in ANNOTATION_FIELDS]
+        if unknown:
+            raise SourceError(
+                f"Unknown column(s) {', '.join(unknown)}; the columns are {', '.join(FIELDS)}."
             )
-            continue
-        item = {name: record[i] for i, name in keep if record[i] != ""}
-        if meta_at is not None and record[meta_at] != "":
-            item["_metadata"] = JsonText(record[meta_at])
-        yield start, item
+        missing = [n for n in REQUIRED_FIELDS if n not in header]
+        if missing:
+            raise SourceError(f"Missing required column(s): {', '.join(missing)}.")
+        if len(set(header)) != len(header):
+            raise SourceError("A column appears twice in the header.")
+        width = len(header)
+        # A column the header lacks reads the empty cell appended to every record.
+        positions = [header.index(n) if n in header else width for n in FIELDS]
+        in_order = positions == list(range(len(FIELDS))) and width == len(FIELDS)
+        line = reader.line_num
+        for record in reader:
+            start, line = line + 1, reader.line_num
+            if not record:
+                continue
+            if len(record) != width:
+                problem = f"Expected {width} columns, found {len(record)}."
+                yield start, _error(start, {NON_FIELD: [problem]})
+                continue
+            if not in_order:
+                record.append("")
+                record = [record[i] for i in positions]
+            yield start, record
+
+
+def csv_rows(stream: io.TextIOBase) -> CsvRows:
+    return CsvRows(stream)
 
 
 def jsonl_rows(stream: io.TextIOBase) -> Iterator[tuple[int, object]]:
@@ -1001,6 +1046,9 @@ class ImportSummary:
     batches: int = 0
     seconds: float = 0.0
     engine: str = "portable"
+    #: PostgreSQL engine: rounds whose fast statement lost a race to a concurrent writer
+    #: and were redone with ``INSERT … ON CONFLICT``.
+    races: int = 0
 
     @property
     def failed(self) -> int:
@@ -1182,7 +1230,7 @@ def detect_format(path: str, explicit: str | None) -> str:
     )
 
 
-def item_rows(path_format: str, stream: io.TextIOBase) -> Iterator[tuple[int, object]]:
+def item_rows(path_format: str, stream: io.TextIOBase) -> Iterable[tuple[int, object]]:
     return csv_rows(stream) if path_format == "csv" else jsonl_rows(stream)
 
 
