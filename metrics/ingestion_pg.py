@@ -235,14 +235,22 @@ def _on_conflict_statement(on_conflict: str) -> str:
                 metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at
             WHERE (t.value, t.timezone, t.metadata)
                 IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.timezone, EXCLUDED.metadata)"""
+        same = """
+          AND e.value = c.value AND e.timezone = c.timezone AND e.metadata = c.metadata"""
     else:
         resolution = "DO NOTHING"
+        same = ""
     return f"""
 WITH {_checked_cte()}, written AS (
     INSERT INTO {_VALUES} AS t (uid, metric_id, context_type, entity_uid, time_unit,
         metric_date, value, timezone, metadata, batch_id, created_at, updated_at)
     {_INSERT_VALUES}
-    FROM checked c WHERE valid AND problem IS NULL
+    FROM checked c WHERE valid AND problem IS NULL AND NOT EXISTS (
+        -- Rows already stored (identical ones, for update) never reach the INSERT: a
+        -- read-only probe instead of a conflict, which would lock and dirty the row.
+        SELECT 1 FROM {_VALUES} e
+        WHERE e.entity_uid = c.entity_uid AND e.metric_id = c.metric_id
+          AND e.time_unit = c.time_unit AND e.metric_date = c.metric_date{same})
     ON CONFLICT (entity_uid, metric_id, time_unit, metric_date) {resolution}
     RETURNING t.entity_uid, t.metric_id, t.time_unit, t.metric_date, (t.xmax = 0) AS created
 )

@@ -1,0 +1,317 @@
+"""The PostgreSQL import's own paths: CSV records staged without dicts decide exactly what
+items do; a round that loses a race to another writer is redone and still ends right;
+rounds switch between the plain INSERT and the classify statement without changing a
+count.
+
+Race tests hold a row lock or an uncommitted key in a second connection, wait until the
+importer is blocked on it (``pg_blocking_pids``), then commit: the importer's statement
+then fails or misses exactly where a real concurrent writer would make it."""
+
+import csv
+import io
+import itertools
+import random
+import threading
+import uuid
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+from django.db import connection
+
+from metrics import ingestion
+from metrics.ingestion import CsvRows, Importer, RowValidator
+from metrics.ingestion_pg import _stage, _stage_records
+from metrics.models import MetricDefinition, MetricValue
+
+HEADER = ["context_type", "entity_uid", "metric_uid", "time_unit", "metric_date", "value"]
+HEADER += ["timezone", "_metadata"]
+
+
+# --- CSV records lane ----------------------------------------------------------------------
+
+
+def _cell_corpus(organization, party, count=2000, seed=11):
+    rng = random.Random(seed)
+    entities = [
+        ("ORGANIZATION", str(organization.uid)),
+        ("ORGANIZATION", str(organization.uid).upper()),
+        ("ORGANIZATION", str(organization.uid).replace("-", "")),
+        ("PARTY", str(party.uid)),
+        ("PARTY", str(uuid.uuid4())),
+        ("TEAM", str(party.uid)),
+        ("", str(party.uid)),
+        ("PARTY", "not-a-uuid"),
+        ("PARTY", ""),
+    ]
+    choices = {
+        "metric_uid": ["total_ar", "party_count", "retired", "nope", "", " total_ar"],
+        "time_unit": ["", "day", "month", "year", "week"],
+        "metric_date": ["2025-01-01", "2025-01-02", "2025-02-01", "2025-13-01", "", "1/1/25"],
+        "value": ["1", "0", "-5", "12.5", "1e3", "", "abc", "NaN", " 7", "-0", "1" * 19],
+        "timezone": ["", "UTC", "Europe/Paris", "Mars/Base", " UTC"],
+        "_metadata": ["", "{}", '{"a": 1}', '{"p": "C:\\\\dir"}', "[1]", "{bad", '{"n": 1e999}'],
+    }
+    for _ in range(count):
+        context_type, entity = rng.choice(entities if rng.random() < 0.3 else entities[:4])
+        row = {"context_type": context_type, "entity_uid": entity}
+        for name, options in choices.items():
+            row[name] = rng.choice(options[:3] if rng.random() < 0.7 else options)
+        yield row
+
+
+def _csv(rows, header):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    buffer.write("PARTY,short,row\n")
+    return buffer.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "header",
+    [
+        HEADER,
+        # Another order, optional columns missing, and a column the importer ignores.
+        ["value", "metric_date", "_error", "entity_uid", "metric_uid", "context_type"],
+    ],
+    ids=["all-columns", "reordered"],
+)
+def test_records_lane_stages_exactly_what_items_stage(
+    make_definition, total_ar, organization, party, header
+):
+    make_definition("party_count", context_type="PARTY", value_type="count")
+    make_definition("retired", is_active=False)
+    text = _csv(_cell_corpus(organization, party), header)
+    catalogue = {d.uid: d for d in MetricDefinition.objects.all()}
+
+    source = CsvRows(io.StringIO(text))
+    items = list(source)
+    records = list(CsvRows(io.StringIO(text)).records())
+    assert [line for line, _ in items] == [line for line, _ in records]
+    for size in (7, 500):
+        for start in range(0, len(items), size):
+            by_items = _stage(
+                items[start : start + size], RowValidator(catalogue, allow_inactive=False)
+            )
+            by_records = _stage_records(
+                records[start : start + size], RowValidator(catalogue, allow_inactive=False)
+            )
+            assert by_records.rounds == by_items.rounds
+            assert by_records.decided == by_items.decided
+            assert by_records.invalid == by_items.invalid
+            for line, item in items[start : start + size]:
+                assert by_records.item(line) == item
+    # The corpus reaches every outcome, or the comparison proves little.
+    staged = _stage(items, RowValidator(catalogue, allow_inactive=False))
+    assert len(staged.rounds) > 1
+    assert len(staged.decided) > 20 and len(staged.invalid) > 100
+    assert sum(len(rows) for rows in staged.rounds) > 500
+
+
+# --- Races ----------------------------------------------------------------------------------
+
+
+def _dsn() -> str:
+    settings = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=settings["NAME"],
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+    )
+
+
+class Rival:
+    """A second connection holding an uncommitted write; ``release_when_blocking`` commits
+    it as soon as another backend waits on it (or after ``patience`` seconds, so that a
+    broken test fails instead of hanging)."""
+
+    def __init__(self):
+        self.conn = psycopg.connect(_dsn())
+        self.pid = self.conn.info.backend_pid
+        self.blocked = threading.Event()
+
+    def execute(self, sql, params=()):
+        self.conn.execute(sql, params)
+
+    def release_when_blocking(self, patience: float = 60.0) -> threading.Thread:
+        def watch():
+            with psycopg.connect(_dsn(), autocommit=True) as watcher:
+                for _ in range(int(patience / 0.02)):
+                    waiting = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE %s = ANY(pg_blocking_pids(pid))",
+                        (self.pid,),
+                    ).fetchone()[0]
+                    if waiting:
+                        self.blocked.set()
+                        break
+                    threading.Event().wait(0.02)
+            self.conn.commit()
+            self.conn.close()
+
+        thread = threading.Thread(target=watch)
+        thread.start()
+        return thread
+
+
+def _store(definition, organization, day, value):
+    return MetricValue.objects.create(
+        metric=definition,
+        context_type="ORGANIZATION",
+        entity_uid=organization.uid,
+        metric_date=day,
+        value=value,
+        timezone="UTC",
+    )
+
+
+def _line(organization, day, value):
+    return f"ORGANIZATION,{organization.uid},total_ar,day,{day.isoformat()},{value},UTC,\n"
+
+
+def _import(text, **options):
+    return Importer(engine="postgresql", **options).run(CsvRows(io.StringIO(text)))
+
+
+DAY = date(2025, 3, 1)
+HEAD = ",".join(HEADER) + "\n"
+
+
+@pytest.mark.parametrize("first", ["stored", "new"])
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_key_inserted_by_another_writer_meanwhile_is_decided_by_the_constraint(
+    total_ar, organization, first
+):
+    """``stored``: the round goes through the classify statement (its first row is stored),
+    whose plain INSERT then meets the rival's key: the constraint refuses it and the round
+    is redone with ON CONFLICT. ``new``: the plain INSERT of an all-new round meets it and
+    the round is redone by the classify statement."""
+    stored_day, raced_day, new_day = DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)
+    lines = [_line(organization, raced_day, 700), _line(organization, new_day, 800)]
+    if first == "stored":
+        _store(total_ar, organization, stored_day, 600)
+        lines.insert(0, _line(organization, stored_day, 600))
+    rival = Rival()
+    rival.execute(
+        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
+        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
+        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
+        (total_ar.pk, organization.uid, raced_day),
+    )
+    watcher = rival.release_when_blocking()
+    summary = _import(HEAD + "".join(lines))
+    watcher.join()
+
+    assert rival.blocked.is_set()
+    assert summary.races == (1 if first == "stored" else 0)
+    assert summary.counts["created"] == 1
+    assert summary.counts["updated"] == 1
+    assert summary.counts["unchanged"] == (1 if first == "stored" else 0)
+    assert summary.failed == 0
+    stored = dict(MetricValue.objects.values_list("metric_date", "value"))
+    assert stored == {
+        **({stored_day: 600} if first == "stored" else {}),
+        raced_day: 700,
+        new_day: 800,
+    }
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_key_inserted_meanwhile_is_a_duplicate_with_on_conflict_error(total_ar, organization):
+    stored_day, raced_day = DAY, DAY + timedelta(days=1)
+    _store(total_ar, organization, stored_day, 600)
+    rival = Rival()
+    rival.execute(
+        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
+        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
+        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
+        (total_ar.pk, organization.uid, raced_day),
+    )
+    watcher = rival.release_when_blocking()
+    errors = []
+    text = HEAD + _line(organization, stored_day, 600) + _line(organization, raced_day, 700)
+    summary = Importer(
+        engine="postgresql",
+        on_conflict="error",
+        on_error=lambda line, item, problems: errors.append((line, problems)),
+    ).run(CsvRows(io.StringIO(text)))
+    watcher.join()
+
+    assert rival.blocked.is_set() and summary.races == 1
+    assert summary.counts["error"] == 2 and summary.counts["created"] == 0
+    assert errors == [(n, {"metric_date": [ingestion.DUPLICATE]}) for n in (2, 3)]
+    assert MetricValue.objects.get(metric_date=raced_day).value == 5
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_row_deleted_meanwhile_is_written_again_not_counted_as_updated(total_ar, organization):
+    """The classify statement plans an UPDATE of a stored row that another writer deletes
+    before the UPDATE reaches it: the UPDATE touches fewer rows than planned, and the round
+    is redone with ON CONFLICT, which inserts the row."""
+    kept_day, deleted_day = DAY, DAY + timedelta(days=1)
+    _store(total_ar, organization, kept_day, 600)
+    doomed = _store(total_ar, organization, deleted_day, 1)
+    rival = Rival()
+    rival.execute("DELETE FROM metrics_metricvalue WHERE uid = %s", (doomed.uid,))
+    watcher = rival.release_when_blocking()
+    text = HEAD + _line(organization, kept_day, 600) + _line(organization, deleted_day, 900)
+    summary = _import(text)
+    watcher.join()
+
+    assert rival.blocked.is_set() and summary.races == 1
+    assert summary.counts["unchanged"] == 1
+    assert summary.counts["created"] == 1 and summary.counts["updated"] == 0
+    assert MetricValue.objects.get(metric_date=deleted_day).value == 900
+
+
+# --- Round switching ---------------------------------------------------------
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_rounds_alternating_new_and_stored_count_like_the_portable_engine(
+    total_ar, organization, tmp_path
+):
+    """Batches of 5 alternate between all stored, all new and mixed, so the importer keeps
+    switching between the plain INSERT and the classify statement."""
+    days = [DAY + timedelta(days=n) for n in range(40)]
+    pattern = itertools.cycle(["stored"] * 5 + ["new"] * 5 + ["stored", "new"] * 5)
+    kinds = [next(pattern) for _ in days]
+    lines = []
+    for n, (day, kind) in enumerate(zip(days, kinds, strict=True)):
+        if kind == "stored":
+            _store(total_ar, organization, day, n if n % 3 else n + 1)  # some will update
+        lines.append(_line(organization, day, n))
+    text = HEAD + "".join(lines)
+    before = set(MetricValue.objects.values_list("uid", "metric_date", "value", "updated_at"))
+
+    counts = {}
+    for engine in ("portable", "postgresql"):
+        summary = Importer(engine=engine, batch_size=5, dry_run=True).run(
+            CsvRows(io.StringIO(text))
+        )
+        counts[engine] = summary.counts
+    assert counts["portable"] == counts["postgresql"]
+    assert counts["postgresql"]["created"] == kinds.count("new")
+    assert counts["postgresql"]["updated"] > 0 and counts["postgresql"]["unchanged"] > 0
+    assert set(MetricValue.objects.values_list("uid", "metric_date", "value", "updated_at")) == (
+        before
+    )
+
+    summary = _import(text, batch_size=5)
+    assert summary.counts == counts["postgresql"]
+    assert dict(MetricValue.objects.values_list("metric_date", "value")) == {
+        day: n for n, day in enumerate(days)
+    }
