@@ -255,3 +255,83 @@ def test_multiprocess_mode_sums_every_worker(tmp_path):
         sample_value(scraped, "exante_ingested_rows_total", source="import", outcome="created") == 7
     )
     assert sample_value(scraped, "exante_http_requests_total", route="healthz") == 2
+
+
+@pytest.mark.django_db
+def test_api_key_requests_are_logged_by_key_id_never_the_key(organization, editor, log_lines):
+    from rest_framework.test import APIClient
+
+    from entities.services import api_key_create
+
+    api_key, raw = api_key_create(user=editor, organization=organization, name="logging")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/metrics").status_code == 200
+    (line,) = access_records(log_lines)
+    assert line["principal"] == f"api_key:{api_key.uid}"
+    assert raw not in "\n".join(log_lines.lines)
+    assert raw[8:] not in "\n".join(log_lines.lines)
+
+
+class TestGunicornAccessLog:
+    """gunicorn's own access line (``GUNICORN_ACCESS_LOG``): JSON fields, no secrets."""
+
+    @pytest.fixture
+    def access_logger(self, tmp_path, monkeypatch):
+        import runpy
+
+        from gunicorn.config import Config
+
+        # Set first, so loading the config neither creates nor exports a directory of its own.
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        module = runpy.run_path(str(settings.BASE_DIR / "exante" / "gunicorn.conf.py"))
+
+        def make(accesslog):
+            config = Config()
+            config.set("accesslog", accesslog)
+            logger = module["JSONAccessLogger"](config)
+            records = []
+            handler = logging.Handler()
+            handler.emit = records.append
+            logger.access_log.addHandler(handler)
+            return logger, records
+
+        yield make
+        for name in ("gunicorn.access", "gunicorn.error"):
+            logging.getLogger(name).handlers.clear()
+
+    @staticmethod
+    def call(logger):
+        from datetime import timedelta
+        from types import SimpleNamespace
+
+        response = SimpleNamespace(
+            status="201 Created", headers=[("X-Request-ID", "rid-7")], sent=321
+        )
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/metrics",
+            "QUERY_STRING": "token=hush-query",
+            "HTTP_AUTHORIZATION": "Bearer hush-token",
+            "REMOTE_ADDR": "10.0.0.9",
+        }
+        logger.access(response, None, environ, timedelta(milliseconds=12.5))
+
+    def test_fields_without_query_string_or_credentials(self, access_logger):
+        logger, records = access_logger("-")
+        self.call(logger)
+        (record,) = records
+        fields = {key: getattr(record, key) for key in ("request_id", "method", "path", "status")}
+        assert fields == {
+            "request_id": "rid-7",
+            "method": "POST",
+            "path": "/api/metrics",
+            "status": 201,
+        }
+        assert (record.bytes, record.duration_ms, record.remote_addr) == (321, 12.5, "10.0.0.9")
+        assert "hush" not in repr(record.__dict__)
+
+    def test_off_unless_asked_for(self, access_logger):
+        logger, records = access_logger(None)
+        self.call(logger)
+        assert records == []
