@@ -12,6 +12,7 @@ import io
 import itertools
 import random
 import threading
+import time
 import uuid
 from datetime import date, timedelta
 
@@ -21,7 +22,7 @@ from django.db import connection
 
 from metrics import ingestion
 from metrics.ingestion import CsvRows, Importer, RowValidator
-from metrics.ingestion_pg import _stage, _stage_records
+from metrics.ingestion_pg import _stage, _stage_records, _uuid7_block
 from metrics.models import MetricDefinition, MetricValue
 
 HEADER = ["context_type", "entity_uid", "metric_uid", "time_unit", "metric_date", "value"]
@@ -58,6 +59,10 @@ def _cell_corpus(organization, party, count=2000, seed=11):
         for name, options in choices.items():
             row[name] = rng.choice(options[:3] if rng.random() < 0.7 else options)
         yield row
+
+
+def _without_uids(rounds):
+    return [[row[:-1] for row in rows] for rows in rounds]
 
 
 def _csv(rows, header):
@@ -99,7 +104,8 @@ def test_records_lane_stages_exactly_what_items_stage(
             by_records = _stage_records(
                 records[start : start + size], RowValidator(catalogue, allow_inactive=False)
             )
-            assert by_records.rounds == by_items.rounds
+            # Each stager draws its own uids (the last column); the rest must be equal.
+            assert _without_uids(by_records.rounds) == _without_uids(by_items.rounds)
             assert by_records.decided == by_items.decided
             assert by_records.invalid == by_items.invalid
             for line, item in items[start : start + size]:
@@ -109,6 +115,8 @@ def test_records_lane_stages_exactly_what_items_stage(
     assert len(staged.rounds) > 1
     assert len(staged.decided) > 20 and len(staged.invalid) > 100
     assert sum(len(rows) for rows in staged.rounds) > 500
+    uids = [row[-1] for rows in staged.rounds for row in rows]
+    assert len(set(uids)) == len(uids)
 
 
 # --- Races ----------------------------------------------------------------------------------
@@ -315,3 +323,32 @@ def test_rounds_alternating_new_and_stored_count_like_the_portable_engine(
     assert dict(MetricValue.objects.values_list("metric_date", "value")) == {
         day: n for n, day in enumerate(days)
     }
+
+
+# --- Identifiers ----------------------------------------------------------------------------
+
+
+def test_uid_blocks_are_uuid7_of_now():
+    before = time.time_ns() // 1_000_000
+    block = _uuid7_block(5000)
+    after = time.time_ns() // 1_000_000
+    uids = [uuid.UUID(bytes=block[start : start + 16]) for start in range(0, len(block), 16)]
+    assert len(set(uids)) == 5000
+    assert {u.version for u in uids} == {7}
+    assert {u.variant for u in uids} == {uuid.RFC_4122}
+    assert all(before <= u.int >> 80 <= after for u in uids)
+    # The random part varies where it should (a stuck byte would show as one value).
+    assert len({u.bytes[7] for u in uids}) > 200 and len({u.bytes[15] for u in uids}) > 200
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_imported_rows_get_uuid7_uids(total_ar, organization):
+    started = time.time_ns() // 1_000_000
+    _import(HEAD + "".join(_line(organization, DAY + timedelta(days=n), n) for n in range(20)))
+    uids = list(MetricValue.objects.values_list("uid", flat=True))
+    assert len(uids) == 20
+    assert all(
+        u.version == 7 and started <= u.int >> 80 <= time.time_ns() // 1_000_000 for u in uids
+    )
