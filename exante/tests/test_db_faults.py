@@ -17,7 +17,8 @@ then in a second round an immediate one, as after a crash):
   reads and writes again from every worker.
 
 Runs on the PostgreSQL pass of the suite only (it needs ``initdb``/``pg_ctl`` from
-``/usr/lib/postgresql/*/bin`` and takes ~40 s; the SQLite pass skips it with the reason).
+``/usr/lib/postgresql/*/bin`` and takes about a minute; the SQLite pass skips it with the
+reason).
 As root, the cluster runs as the ``postgres`` user through ``runuser``.
 """
 
