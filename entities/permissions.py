@@ -6,6 +6,10 @@ answer is narrowed twice more: to the key's one organization and to the key's sc
 never exceed the user's current role there, see ``ApiKey.effective_scopes``).
 """
 
+from typing import Any
+
+from django.db.models import OuterRef, QuerySet, Subquery
+
 from .models import WRITER_ROLES, Membership, Organization, Party, Role, Scope, User, acting_key
 
 
@@ -42,7 +46,16 @@ def role_in(user, organization_id: int) -> str | None:
     )
 
 
-def can_write_values(user, entity) -> bool:
+class _NotFetched:
+    def __repr__(self) -> str:
+        return "NOT_FETCHED"
+
+
+#: ``can_write_values(role=...)`` default: the role was not fetched, query it.
+NOT_FETCHED: Any = _NotFetched()
+
+
+def can_write_values(user, entity, *, role: str | None = NOT_FETCHED) -> bool:
     """May ``user`` write metric values of ``entity`` (an Organization, Party or User)?
 
     Editors and admins write their organization's and its parties' values; a user's own
@@ -50,6 +63,11 @@ def can_write_values(user, entity) -> bool:
     Through an API key: only with the ``metrics:write`` scope (which a viewer's key never
     has) and only inside the key's organization. At most one query; none for a key writing
     an organization's or a party's values.
+
+    ``role`` is that one query's answer when the caller already has it (``None`` too: no
+    such membership): the value of ``value_write_role(user, type(entity))`` annotated onto
+    the query that fetched ``entity`` for this same ``user``. It is read only where the
+    query would run, so every other rule above still decides first.
     """
     if is_unrestricted_staff(user):
         return True
@@ -62,19 +80,64 @@ def can_write_values(user, entity) -> bool:
         if isinstance(entity, User):
             if entity.pk == user.pk:
                 return True
-            return Membership.objects.filter(
-                user_id=entity.pk, organization_id=key.organization_id
-            ).exists()
+            return _role_grants(user, User, entity.pk, role)
         return _organization_id_of(entity) == key.organization_id
-    memberships = Membership.objects.filter(user=user, role__in=WRITER_ROLES)
     if isinstance(entity, User):
         if entity.pk == user.pk:
             return True
-        return memberships.filter(organization__memberships__user=entity).exists()
+        return _role_grants(user, User, entity.pk, role)
     organization_id = _organization_id_of(entity)
     if organization_id is None:
         return False
-    return memberships.filter(organization_id=organization_id).exists()
+    return _role_grants(user, type(entity), organization_id, role)
+
+
+def _write_role_query(user, model, ref) -> QuerySet:
+    """The role that decides, where ``can_write_values`` needs the database: one row or
+    none.
+
+    ``ref`` is the entity's pk for a user and its organization's id otherwise: a value, or
+    an ``OuterRef`` when the question rides along the query that fetches the entity. Both
+    ways build this same queryset, so the answer cannot differ.
+    """
+    key = acting_key(user)
+    if key is not None:
+        # Only a user entity gets here: that user's role in the key's organization (any
+        # role makes them a colleague whose values the key may write).
+        memberships = Membership.objects.filter(user_id=ref, organization_id=key.organization_id)
+    elif model is User:
+        # A writer role of the caller in some organization the user also belongs to.
+        memberships = Membership.objects.filter(
+            user=user, role__in=WRITER_ROLES, organization__memberships__user=ref
+        )
+    else:
+        # The caller's role in the organization (one at most: user and organization are
+        # unique together). Compared below rather than filtered here: PostgreSQL plans
+        # the subquery of ``value_write_role`` far faster without the ``IN``.
+        memberships = Membership.objects.filter(user=user, organization_id=ref)
+    return memberships.order_by().values_list("role", flat=True)[:1]
+
+
+def _role_grants(user, model, ref, role) -> bool:
+    if role is NOT_FETCHED:
+        role = next(iter(_write_role_query(user, model, ref)), None)
+    if acting_key(user) is not None:
+        return role is not None
+    return role in WRITER_ROLES
+
+
+def value_write_role(user, model) -> Subquery | None:
+    """The one database fact ``can_write_values(user, entity)`` may need about an entity of
+    ``model``, as an expression to annotate onto the query that fetches that entity (then
+    pass the annotated value as ``role=``); ``None`` when the rule never needs one for
+    this caller and model (staff, a key writing an organization or a party).
+    """
+    if not (user and user.is_authenticated) or is_unrestricted_staff(user):
+        return None
+    if acting_key(user) is not None and model is not User:
+        return None
+    ref = OuterRef("organization_id") if model is Party else OuterRef("pk")
+    return Subquery(_write_role_query(user, model, ref))
 
 
 def can_manage_organization(user, organization: Organization) -> bool:

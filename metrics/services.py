@@ -18,7 +18,9 @@ from uuid import UUID
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
+from django.db.models import signals
+from django.db.models.sql import InsertQuery
 
 from entities.validators import is_valid_timezone
 from exante.db import violated_constraint
@@ -174,6 +176,9 @@ def normalize_metadata(raw: object) -> dict:
 
 # --- Metric values --------------------------------------------------------------------------
 
+#: ``TimeUnit.values`` builds a new list on every access.
+_TIME_UNITS = frozenset(TimeUnit.values)
+
 
 @dataclass(frozen=True)
 class EntityRef:
@@ -220,7 +225,7 @@ def metric_value_build(
             errors.setdefault("metric_uid", []).append(
                 f"Metric {definition.uid!r} is inactive and takes no new values."
             )
-    if time_unit not in TimeUnit.values:
+    if time_unit not in _TIME_UNITS:
         errors["time_unit"] = [f"time_unit must be one of {', '.join(TimeUnit.values)}."]
     try:
         number = normalize_value(value)
@@ -231,7 +236,7 @@ def metric_value_build(
         value_errors = value_errors_for_definition(number, definition)
         if value_errors:
             errors["value"] = value_errors
-    if time_unit in TimeUnit.values and (date_errors := metric_date_errors(metric_date, time_unit)):
+    if time_unit in _TIME_UNITS and (date_errors := metric_date_errors(metric_date, time_unit)):
         errors["metric_date"] = date_errors
     if timezone is None or timezone == "":
         timezone = entity.default_timezone
@@ -256,6 +261,51 @@ def metric_value_build(
     )
 
 
+#: (database alias, vendor) → the text of the INSERT of one value, as Django compiles it.
+_insert_statements: dict[tuple[str, str], str] = {}
+
+
+def _insert(instance: MetricValue) -> None:
+    """``instance.save(force_insert=True)`` without compiling the same statement again for
+    every value (that was most of the CPU of the save).
+
+    The first call per database takes Django's own INSERT (``InsertQuery``, as ``save``
+    builds it) and keeps its text; later calls only prepare the parameters the way its
+    compiler does (``field.pre_save`` stamps the timestamps, ``get_db_prep_save`` adapts).
+    Whatever this path cannot do exactly like ``save`` (signal receivers, columns the
+    database returns, an unset key or metric) goes through ``save`` itself.
+    """
+    meta = MetricValue._meta
+    if (
+        instance.pk is None
+        or instance.metric_id is None
+        or meta.db_returning_fields
+        or signals.pre_save.has_listeners(MetricValue)
+        or signals.post_save.has_listeners(MetricValue)
+    ):
+        instance.save(force_insert=True)
+        return
+    using = router.db_for_write(MetricValue, instance=instance)
+    database = connections[using]
+    fields = meta.local_concrete_fields
+    statement_key = (using, database.vendor)
+    sql = _insert_statements.get(statement_key)
+    if sql is None:
+        query = InsertQuery(MetricValue)
+        query.insert_values(fields, [instance])
+        [(sql, params)] = query.get_compiler(using=using).as_sql()
+        _insert_statements[statement_key] = sql
+    else:
+        params = [
+            field.get_db_prep_save(field.pre_save(instance, True), connection=database)
+            for field in fields
+        ]
+    with database.cursor() as cursor:
+        cursor.execute(sql, params)
+    instance._state.adding = False
+    instance._state.db = using
+
+
 def metric_value_save_new(instance: MetricValue) -> MetricValue:
     """Insert a built value. The unique constraint decides a race: a violation becomes
     ``DuplicateValue`` carrying the existing row's uid; any other integrity error is
@@ -265,11 +315,11 @@ def metric_value_save_new(instance: MetricValue) -> MetricValue:
             # Inside a caller's transaction a failed INSERT would poison it: isolate the
             # statement in a savepoint so the caller can go on after a 409.
             with transaction.atomic():
-                instance.save(force_insert=True)
+                _insert(instance)
         else:
             # In autocommit one INSERT is its own transaction, all or nothing; BEGIN and
             # COMMIT around it would only add two round trips to the hottest write path.
-            instance.save(force_insert=True)
+            _insert(instance)
     except IntegrityError as exc:
         if violated_constraint(exc, MetricValue) != METRIC_VALUE_UNIQUE_CONSTRAINT:
             raise

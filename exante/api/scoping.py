@@ -24,14 +24,27 @@ class EntityScopedMixin:
 
     scope_context_kwarg = "context_type"
     scope_entity_kwarg = "entity_uid"
+    #: Actions that resolve the entity themselves, folded into a larger statement (the
+    #: value create fetches it with the write grant and the definition). Such an action
+    #: must set ``self.entity`` through the same visibility rules, and answer the 404
+    #: before anything else it could answer; ``self.entity`` stays ``None`` until then.
+    self_scoped_actions: frozenset[str] = frozenset()
 
     entity = None
     context_type: str | None = None
+    #: The uid from the path, for the self-scoped actions (the others use ``self.entity``).
+    entity_uid = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.context_type = kwargs[self.scope_context_kwarg]
-        self.entity = self.resolve_entity(self.context_type, kwargs[self.scope_entity_kwarg])
+        self.entity_uid = kwargs[self.scope_entity_kwarg]
+        if getattr(self, "action", None) in self.self_scoped_actions:
+            return
+        self.entity = self.resolve_entity(self.context_type, self.entity_uid)
+
+    def entity_not_found(self) -> NotFound:
+        return NotFound(ENTITY_NOT_FOUND.format(context_type=self.context_type))
 
     def resolve_entity(self, context_type: str, entity_uid):
         # Imported here: exante.api is plumbing loaded before the apps' models are ready.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from http import HTTPStatus
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Window
 from django.http import HttpResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,11 +19,16 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status, viewsets
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
-from entities.permissions import can_write_values
+from entities.permissions import NOT_FETCHED, can_write_values
 from exante.api.pagination import MAX_PAGE, EnvelopePagination, parse_positive_int
 from exante.api.permissions import ApiScopePermission, IsStaffOrReadOnly
 from exante.api.responses import error_response as plain_error_response
@@ -161,10 +167,11 @@ _WRITE_DENIED = "You may read this {context}'s metric values but not write them.
 _KEY_WRITE_DENIED = "This API key does not have the metrics:write scope."
 
 
-def _check_write(user, entity, context_type: str) -> None:
-    """403 unless ``user`` may write values of ``entity`` (``can_write_values`` decides;
-    this only picks the message that tells the caller what is missing)."""
-    if can_write_values(user, entity):
+def _check_write(user, entity, context_type: str, *, role=NOT_FETCHED) -> None:
+    """403 unless ``user`` may write values of ``entity`` (``can_write_values`` decides,
+    with ``role`` when the entity's query already fetched it; this only picks the message
+    that tells the caller what is missing)."""
+    if can_write_values(user, entity, role=role):
         return
     key = getattr(user, "api_key", None)
     if key is not None and not key.has_scope("metrics:write"):
@@ -173,6 +180,26 @@ def _check_write(user, entity, context_type: str) -> None:
 
 
 _NOT_FOUND_404 = error_response(404, "`not_found`: no such value, or not visible to the caller.")
+
+#: ``to_representation`` of the value serializer keeps no state: one instance serves every
+#: create (``Serializer(...).data`` would build and wrap a new one each time).
+_VALUE_OUTPUT = MetricValueSerializer()
+
+#: (script prefix, URLconf) → a value's path split around its uid: ``reverse()`` once per
+#: prefix instead of on every create.
+_VALUE_PATHS: dict[tuple, tuple[str, str]] = {}
+_UID_SLOT = UUID(int=0)
+
+
+def _value_path(uid) -> str:
+    """``reverse("metric-value-detail", kwargs={"value_uid": uid})``."""
+    key = (get_script_prefix(), get_urlconf())
+    parts = _VALUE_PATHS.get(key)
+    if parts is None:
+        path = reverse("metric-value-detail", kwargs={"value_uid": _UID_SLOT})
+        before, _, after = path.rpartition(str(_UID_SLOT))
+        parts = _VALUE_PATHS[key] = (before, after)
+    return f"{parts[0]}{uid}{parts[1]}"
 
 
 class WindowCountPagination(EnvelopePagination):
@@ -296,6 +323,8 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
     pagination_class = WindowCountPagination
     default_per_page = 100
     max_per_page = 1000
+    # The create fetches the entity together with the caller's role and the definition.
+    self_scoped_actions = frozenset({"create"})
 
     def get_queryset(self):
         return selectors.metric_values().for_entity(
@@ -367,12 +396,30 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
         return start, end
 
     def create(self, request, *args, **kwargs):
-        body = MetricValueCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        metric_uid = data["metric_uid"]
+        # The body is read first so that its metric uid can join the entity's statement
+        # (entity and visibility, the caller's role, the definition: one round trip), but
+        # an invalid body is answered only after the 404 (spec order: step 2 before 3).
+        data = body_error = None
+        try:
+            body = MetricValueCreateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+        except APIException as exc:
+            body_error = exc
+        metric_uid = data["metric_uid"] if data is not None else None
+        scope = selectors.value_create_scope(
+            context_type=self.context_type,
+            entity_uid=self.entity_uid,
+            user=request.user,
+            metric_uid=metric_uid,
+        )
+        if scope is None:
+            raise self.entity_not_found()
+        self.entity = scope.entity
+        if body_error is not None:
+            raise body_error
         instance = services.metric_value_build(
-            definition=selectors.metric_definition_get(metric_uid),
+            definition=scope.definition,
             metric_uid=metric_uid,
             entity=EntityRef.of(self.context_type, self.entity),
             time_unit=data["time_unit"],
@@ -381,15 +428,12 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
             timezone=data.get("timezone"),
             metadata=data.get("_metadata"),
         )
-        _check_write(request.user, self.entity, self.context_type)
+        _check_write(request.user, self.entity, self.context_type, role=scope.role)
         services.metric_value_save_new(instance)
-        location = request.build_absolute_uri(
-            reverse("metric-value-detail", kwargs={"value_uid": instance.uid})
-        )
         return Response(
-            MetricValueSerializer(instance).data,
+            _VALUE_OUTPUT.to_representation(instance),
             status=status.HTTP_201_CREATED,
-            headers={"Location": location},
+            headers={"Location": request.build_absolute_uri(_value_path(instance.uid))},
         )
 
 
