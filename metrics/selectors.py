@@ -7,7 +7,7 @@ from datetime import date
 from uuid import UUID
 
 import orjson
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import connections, models, router
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import JSONObject
 
@@ -78,10 +78,14 @@ _CREATE_DEFINITION_FIELDS = (
     "context_type",
     "value_type",
     "storage_unit",
-    "is_snapshot",
     "period_definition",
     "is_active",
 )
+_CONTEXT_MODELS = {
+    ContextType.ORGANIZATION: Organization,
+    ContextType.PARTY: Party,
+    ContextType.USER: User,
+}
 #: Prefix of the statement's column aliases (they may not clash with the model's fields).
 _ALIAS = "c_"
 
@@ -181,19 +185,21 @@ def _compile_create_scope(connection, context_type: str, shape) -> _CompiledCrea
     }
     slots = []
     for param in params:
-        found = [name for name, marker in markers.items() if type(param) is type(marker)]
-        found = [name for name in found if param == markers[name]]
+        found = [
+            name
+            for name, marker in markers.items()
+            if type(param) is type(marker) and param == marker
+        ]
         slots.append(found[0] if found else None)
-    # A stand-in inlined into the SQL text, or missing from the parameters, would make the
-    # statement wrong for every other caller: refuse to use it.
-    for name, marker in markers.items():
-        text = marker.hex if isinstance(marker, UUID) else str(marker)
-        if text in sql:
-            raise RuntimeError(f"create scope SQL inlines {name}; it cannot be reused")
+    # A stand-in that reached the statement any other way (inlined into the text, or
+    # bound in a changed form) would make it wrong for every other caller: refuse it.
+    traces = {str(_Sentinel.KEY_PK), _Sentinel.ENTITY_UID.hex, str(_Sentinel.ENTITY_UID)}
+    traces |= {str(marker) for marker in markers.values()}
+    constants = [str(param) for slot, param in zip(slots, params, strict=True) if slot is None]
+    if any(trace in text for trace in traces for text in (sql, *constants)):
+        raise RuntimeError("the create scope statement does not bind its arguments plainly")
     if not {"entity_uid", "metric_uid"} <= set(slots):
-        raise RuntimeError("create scope SQL does not bind the entity and metric uids")
-    if _Sentinel.KEY_PK in params or str(_Sentinel.KEY_PK) in sql:
-        raise RuntimeError("create scope SQL depends on the API key's id; it cannot be reused")
+        raise RuntimeError("the create scope statement does not bind the entity and metric")
     model = queryset.model
     fields = {}
     for alias, path in _CREATE_ENTITY_COLUMNS[context_type].items():
@@ -230,7 +236,22 @@ def value_create_scope(
     """
     if not (user and user.is_authenticated):
         return None
-    connection = connections[DEFAULT_DB_ALIAS]
+    connection, compiled, params = create_scope_statement(
+        context_type=context_type, entity_uid=entity_uid, user=user, metric_uid=metric_uid
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    found = dict(zip(compiled.columns, row, strict=True))
+    return _scope_from_row(context_type, found, compiled.fields, connection.alias)
+
+
+def create_scope_statement(*, context_type: str, entity_uid, user, metric_uid: str | None):
+    """``(connection, compiled statement, parameters)`` that ``value_create_scope`` runs:
+    the compiled SQL of the caller's shape with the caller's values bound."""
+    connection = connections[router.db_for_read(_CONTEXT_MODELS[context_type])]
     shape = _principal_shape(user)
     cache_key = (connection.alias, connection.vendor, context_type, shape)
     compiled = _compiled_create_scopes.get(cache_key)
@@ -249,13 +270,7 @@ def value_create_scope(
         values[slot] if slot else constant
         for slot, constant in zip(compiled.slots, compiled.constants, strict=True)
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(compiled.sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    found = dict(zip(compiled.columns, row, strict=True))
-    return _scope_from_row(context_type, found, compiled.fields, connection.alias)
+    return connection, compiled, params
 
 
 def _scope_from_row(context_type: str, row: dict, fields: dict, alias: str) -> ValueCreateScope:

@@ -286,8 +286,18 @@ def _insert(instance: MetricValue) -> None:
         instance.save(force_insert=True)
         return
     using = router.db_for_write(MetricValue, instance=instance)
+    sql, params = insert_statement(instance, using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+    instance._state.adding = False
+    instance._state.db = using
+
+
+def insert_statement(instance: MetricValue, using: str) -> tuple[str, list]:
+    """The INSERT of ``instance`` and its parameters, as Django's compiler builds them
+    (``pre_save`` stamps ``created_at``/``updated_at`` on the instance)."""
     database = connections[using]
-    fields = meta.local_concrete_fields
+    fields = MetricValue._meta.local_concrete_fields
     statement_key = (using, database.vendor)
     sql = _insert_statements.get(statement_key)
     if sql is None:
@@ -295,15 +305,11 @@ def _insert(instance: MetricValue) -> None:
         query.insert_values(fields, [instance])
         [(sql, params)] = query.get_compiler(using=using).as_sql()
         _insert_statements[statement_key] = sql
-    else:
-        params = [
-            field.get_db_prep_save(field.pre_save(instance, True), connection=database)
-            for field in fields
-        ]
-    with database.cursor() as cursor:
-        cursor.execute(sql, params)
-    instance._state.adding = False
-    instance._state.db = using
+        return sql, list(params)
+    return sql, [
+        field.get_db_prep_save(field.pre_save(instance, True), connection=database)
+        for field in fields
+    ]
 
 
 def metric_value_save_new(instance: MetricValue) -> MetricValue:
