@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -591,50 +591,55 @@ def run_postgresql(importer, rows: Iterable, validator: RowValidator, summary) -
 
 def _run(importer, rows: Iterable, validator: RowValidator, summary) -> None:
     writer = _RoundWriter(importer, summary)
+    connection.ensure_connection()
+    with connection.connection.cursor() as formatting:
+        batches = _staged_batches(rows, validator, importer.batch_size, formatting)
+        # Closed before the cursor: the validating thread stops first.
+        with closing(prefetch(batches)) as staged_batches:
+            for staged in staged_batches:
+                _write_batch(staged, writer, importer, summary)
+
+
+def _write_batch(staged: StagedBatch, writer: _RoundWriter, importer, summary) -> None:
+    """One batch, one transaction: stage each round, write it, report."""
     on_conflict = importer.on_conflict
     leftover = Status.SKIPPED if on_conflict == OnConflict.SKIP else Status.UNCHANGED
-    connection.ensure_connection()
-    formatting = connection.connection.cursor()
-    batches = _staged_batches(rows, validator, importer.batch_size, formatting)
-    for staged in prefetch(batches):
-        counts = new_counts()
-        errors = list(staged.decided)
-        entity_missing: set[int] = set()
-        with transaction.atomic(), connection.cursor() as cursor:
-            for number, payload in enumerate(staged.payloads):
-                # One round trip: each is a thread switch away from the validator's.
-                cursor.execute(_PREPARE_STAGE if number == 0 else f"TRUNCATE {STAGE}")
-                with cursor.cursor.copy(_COPY) as copy:
-                    copy.write(payload)
-                for statement, kind, line, problem, n1, n2, n3, n4 in writer.write(cursor):
-                    if kind == "counts":
-                        counts[Status.CREATED] += n1
-                        if statement == "classified":
-                            # n2 updated, n4 stored: the stored rows not updated were left
-                            # alone (unchanged or skipped), or are conflicts.
-                            counts[Status.UPDATED] += n2
-                            if on_conflict != OnConflict.ERROR:
-                                counts[leftover] += n4 - n2
-                        elif statement == "on_conflict":
-                            counts[Status.UPDATED] += n2
-                            if on_conflict != OnConflict.ERROR:
-                                counts[leftover] += n3 - n1 - n2
-                    elif kind == "conflict":
-                        errors.append(duplicate_result(line, None))
-                    elif problem == "entity":
-                        entity_missing.add(line)
-                        context_type = staged.item(line)["context_type"]
-                        errors.append(not_found_result(line, context_type))
-                    else:
-                        errors.append(
-                            _metric_changed(line, staged.item(line), importer.allow_inactive)
-                        )
-        for line, (_context_type, problems) in staged.invalid.items():
-            if line not in entity_missing:
-                errors.append(_error(line, problems))
-        counts[Status.ERROR] += len(errors)
-        reported = {result.index: staged.item(result.index) for result in errors}
-        importer.batch_done(summary, counts, errors, reported, staged.size)
+    counts = new_counts()
+    errors = list(staged.decided)
+    entity_missing: set[int] = set()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for number, payload in enumerate(staged.payloads):
+            # One round trip: each is a thread switch away from the validator's.
+            cursor.execute(_PREPARE_STAGE if number == 0 else f"TRUNCATE {STAGE}")
+            with cursor.cursor.copy(_COPY) as copy:
+                copy.write(payload)
+            for statement, kind, line, problem, n1, n2, n3, n4 in writer.write(cursor):
+                if kind == "counts":
+                    counts[Status.CREATED] += n1
+                    if statement == "classified":
+                        # n2 updated, n4 stored: the stored rows not updated were left
+                        # alone (unchanged or skipped), or are conflicts.
+                        counts[Status.UPDATED] += n2
+                        if on_conflict != OnConflict.ERROR:
+                            counts[leftover] += n4 - n2
+                    elif statement == "on_conflict":
+                        counts[Status.UPDATED] += n2
+                        if on_conflict != OnConflict.ERROR:
+                            counts[leftover] += n3 - n1 - n2
+                elif kind == "conflict":
+                    errors.append(duplicate_result(line, None))
+                elif problem == "entity":
+                    entity_missing.add(line)
+                    context_type = staged.item(line)["context_type"]
+                    errors.append(not_found_result(line, context_type))
+                else:
+                    errors.append(_metric_changed(line, staged.item(line), importer.allow_inactive))
+    for line, (_context_type, problems) in staged.invalid.items():
+        if line not in entity_missing:
+            errors.append(_error(line, problems))
+    counts[Status.ERROR] += len(errors)
+    reported = {result.index: staged.item(result.index) for result in errors}
+    importer.batch_done(summary, counts, errors, reported, staged.size)
 
 
 def _metric_changed(line: int, raw, allow_inactive: bool) -> ItemResult:
