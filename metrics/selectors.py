@@ -1,6 +1,7 @@
 """Reads of the metrics domain: entity resolution, definition lookups and the chainable
 value queries the API and the admin build on. Nothing here writes or validates."""
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -200,6 +201,7 @@ def _compile_create_scope(connection, context_type: str, shape) -> _CompiledCrea
         raise RuntimeError("the create scope statement does not bind its arguments plainly")
     if not {"entity_uid", "metric_uid"} <= set(slots):
         raise RuntimeError("the create scope statement does not bind the entity and metric")
+    sql, slots, params = _inline_constants(connection, sql, slots, params)
     model = queryset.model
     fields = {}
     for alias, path in _CREATE_ENTITY_COLUMNS[context_type].items():
@@ -214,6 +216,32 @@ def _compile_create_scope(connection, context_type: str, shape) -> _CompiledCrea
         columns=tuple(alias for _, _, alias in compiler.select),
         fields=fields,
     )
+
+
+_PLACEHOLDER = re.compile(r"(%%|%s)")
+
+
+def _inline_constants(connection, sql: str, slots: list, params) -> tuple[str, list, list]:
+    """On PostgreSQL, write the constant parameters (the definition's JSON keys) into the
+    text once, quoted by psycopg itself, so each run binds only the caller's values:
+    client-side binding quotes every parameter on every execution."""
+    if connection.vendor != "postgresql":
+        return sql, slots, list(params)
+    pieces = _PLACEHOLDER.split(sql)
+    kept_slots, kept_params, position = [], [], 0
+    for index, piece in enumerate(pieces):
+        if piece != "%s":
+            continue
+        slot, param = slots[position], params[position]
+        position += 1
+        if slot is None:
+            pieces[index] = connection.ops.compose_sql("%s", [param]).replace("%", "%%")
+        else:
+            kept_slots.append(slot)
+            kept_params.append(param)
+    if position != len(params):
+        raise RuntimeError("the create scope statement's placeholders do not match")
+    return "".join(pieces), kept_slots, kept_params
 
 
 _UUID_FIELD = models.UUIDField()
