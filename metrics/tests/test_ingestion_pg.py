@@ -352,3 +352,27 @@ def test_imported_rows_get_uuid7_uids(total_ar, organization):
     assert all(
         u.version == 7 and started <= u.int >> 80 <= time.time_ns() // 1_000_000 for u in uids
     )
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_values_reach_the_table_exactly(make_definition, organization):
+    """Values travel to the stage table as text (``format(value, "f")``) and are cast
+    there: nothing may be rounded or re-scaled on the way."""
+    from metrics.services import normalize_value
+
+    make_definition("ratio", value_type="ratio")
+    texts = ["0.000001", "-123456789012.345678", "999999999999999999.999999", "1e3", "-0", "7"]
+    text = HEAD + "".join(
+        f"ORGANIZATION,{organization.uid},ratio,day,{(DAY + timedelta(days=n)).isoformat()},"
+        f"{value},,\n"
+        for n, value in enumerate(texts)
+    )
+    summary = _import(text)
+    assert summary.counts["created"] == len(texts)
+    stored = dict(MetricValue.objects.values_list("metric_date", "value"))
+    assert [stored[DAY + timedelta(days=n)] for n in range(len(texts))] == [
+        normalize_value(value) for value in texts
+    ]
+    assert _import(text).counts["unchanged"] == len(texts)
