@@ -330,7 +330,7 @@ def command_seconds(out: str) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=20_000)
     parser.add_argument("--db-name", default=DB_NAME, help="dropped and re-created")
     parser.add_argument("--port", type=int, default=PORT, help="gunicorn, on 127.0.0.1")
     parser.add_argument(

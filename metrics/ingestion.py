@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import queue
 import re
@@ -1108,7 +1109,7 @@ class Importer:
         dry_run: bool = False,
         allow_inactive: bool = False,
         batch_id: UUID | None = None,
-        batch_size: int = 10_000,
+        batch_size: int = 20_000,
         engine: str = "auto",
         on_error: Callable[[int, object, dict], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
@@ -1180,13 +1181,8 @@ class Importer:
 
 
 def _batches(rows: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for pair in rows:
-        batch.append(pair)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, size)):
         yield batch
 
 

@@ -50,6 +50,7 @@ from .ingestion import (
     _batches,
     _error,
     _parse_uuid,
+    _uuid_cache,
     duplicate_result,
     new_counts,
     not_found_result,
@@ -274,13 +275,14 @@ SELECT 'counts', 0, NULL,
 class StagedBatch:
     """One batch, parsed and validated, as rows for the stage table.
 
-    ``items`` holds what each line was read as (an item, or a CSV record that ``item_of``
+    ``read`` holds what each line was read as (an item, or a CSV record that ``item_of``
     turns into one); only lines that must be reported are ever turned.
     """
 
     size: int
-    items: dict[int, object]
+    read: list[tuple[int, object]]
     item_of: Callable[[object], object] | None = None
+    _by_line: dict[int, object] | None = None
     decided: list[ItemResult] = field(default_factory=list)
     #: Lines whose body failed validation: reported unless the entity is missing.
     invalid: dict[int, tuple[str, dict]] = field(default_factory=dict)
@@ -307,7 +309,9 @@ class StagedBatch:
         return self
 
     def item(self, line: int) -> object:
-        raw = self.items.get(line)
+        if self._by_line is None:  # built only for a batch with something to report
+            self._by_line = dict(self.read)
+        raw = self._by_line.get(line)
         if self.item_of is not None and raw.__class__ is list:
             return self.item_of(raw)
         return raw
@@ -336,9 +340,10 @@ class _Stager:
     """Validation and staging of one batch: the shortcut where it is sure, else the full
     path, then each valid row's place among the rounds."""
 
-    def __init__(self, validator: RowValidator, size: int, items: dict, item_of=None):
+    def __init__(self, validator: RowValidator, batch: list, item_of=None):
         self.validator = validator
-        self.staged = StagedBatch(size=size, items=items, item_of=item_of)
+        size = len(batch)
+        self.staged = StagedBatch(size=size, read=batch, item_of=item_of)
         self.seen: dict[tuple, int] = {}
         # One uid per line, whether or not it ends up inserted.
         self.uids = _uuid7_block(size)
@@ -422,7 +427,7 @@ _NO_BODY = (None,) * 6
 
 def _stage(batch: list[tuple[int, object]], validator: RowValidator) -> StagedBatch:
     """A batch of ``(line, item)``."""
-    stager = _Stager(validator, len(batch), dict(batch))
+    stager = _Stager(validator, batch)
     decided = stager.staged.decided
     for line, raw in batch:
         if raw.__class__ is ItemResult:
@@ -441,10 +446,11 @@ def _stage_records(batch: list[tuple[int, object]], validator: RowValidator) -> 
     implies (empty cell = not given; ``time_unit`` then ``day``); anything else is turned
     into its item and takes ``_stage``'s path.
     """
-    stager = _Stager(validator, len(batch), dict(batch), CsvRows.item)
+    stager = _Stager(validator, batch, CsvRows.item)
     decided = stager.staged.decided
     fast_text = validator.fast_text
     add = stager.add
+    known_uuids = _uuid_cache
     item = CsvRows.item
     for line, record in batch:
         if record.__class__ is ItemResult:
@@ -452,7 +458,7 @@ def _stage_records(batch: list[tuple[int, object]], validator: RowValidator) -> 
             continue
         context_type, entity, metric_uid, time_unit, metric_date, value, zone, metadata = record
         if context_type in _CONTEXT_TYPES:
-            entity_uid = _parse_uuid(entity)
+            entity_uid = known_uuids.get(entity) or _parse_uuid(entity)
             if entity_uid is not None:
                 quick = fast_text(
                     context_type,

@@ -72,7 +72,7 @@ class Command(BaseCommand):
             "of a real run, nothing is kept.",
         )
         parser.add_argument(
-            "--batch-size", type=int, default=10_000, help="Rows per transaction (10000)."
+            "--batch-size", type=int, default=20_000, help="Rows per transaction (20000)."
         )
         parser.add_argument(
             "--allow-inactive",
