@@ -1187,27 +1187,34 @@ def _batches(rows: Iterable, size: int) -> Iterator[list]:
 
 
 def prefetch(iterable: Iterable, depth: int = 1) -> Iterator:
-    """Run ``iterable`` in a thread, ``depth`` items ahead of the consumer.
+    """Run ``iterable`` in a thread, at most ``depth`` items ahead of the consumer.
 
     The importer's parsing and validation (pure Python) then overlaps with the database's
     work on the previous batch. The producer must not touch the database.
+
+    "Ahead" counts the item being made: the producer starts the next one only once the
+    consumer has taken the last, so at most ``depth + 1`` items are alive at once (the
+    consumer's and those ahead) — a batch's worth of memory less than a queue of
+    ``depth`` that a producer fills while holding one more.
     """
-    channel: queue.Queue = queue.Queue(maxsize=depth)
+    channel: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(depth)
     done = object()
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for element in iterable:
-                while not stop.is_set():
-                    try:
-                        channel.put((None, element), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            elements = iter(iterable)
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            channel.put((None, done))
+                element = next(elements, done)
+                channel.put((None, element))
+                if element is done:
+                    return
         except BaseException as exc:  # handed to the consumer, which re-raises it
             channel.put((exc, None))
 
@@ -1220,6 +1227,7 @@ def prefetch(iterable: Iterable, depth: int = 1) -> Iterator:
                 raise exc
             if element is done:
                 return
+            slots.release()
             yield element
     finally:
         stop.set()

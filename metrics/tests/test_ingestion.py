@@ -3,6 +3,7 @@ create's full path, and the batched write-permission check equals ``can_write_va
 
 import itertools
 import random
+import threading
 import uuid
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from metrics.ingestion import (
     Pending,
     Row,
     RowValidator,
+    prefetch,
     split_item,
     writable_check,
 )
@@ -192,3 +194,38 @@ def test_corpus_is_varied():
     # Guard against a corpus generator that silently stops covering a dimension.
     seen = {name for item in itertools.islice(_corpus(300), 300) for name in item}
     assert {"metric_uid", "metric_date", "value", "time_unit", "timezone", "_metadata"} <= seen
+
+
+def test_prefetch_keeps_order_stays_one_ahead_and_hands_over_errors():
+    made = []
+    taken = []
+
+    def produce():
+        for n in range(20):
+            # Never more than one item made beyond what the consumer has taken.
+            assert len(made) <= len(taken) + 1, (made, taken)
+            made.append(n)
+            yield n
+        raise ValueError("bad file")
+
+    results = []
+    with pytest.raises(ValueError, match="bad file"):
+        for item in prefetch(produce()):
+            taken.append(item)
+            results.append(item)
+    assert results == list(range(20))
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops():
+    stopped = threading.Event()
+
+    def produce():
+        try:
+            yield from itertools.count()
+        finally:
+            stopped.set()
+
+    for item in prefetch(produce()):
+        if item == 3:
+            break
+    assert stopped.wait(5)
