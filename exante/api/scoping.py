@@ -25,7 +25,7 @@ class EntityScopedMixin:
     scope_context_kwarg = "context_type"
     scope_entity_kwarg = "entity_uid"
     #: Actions that resolve the entity themselves, folded into a larger statement (the
-    #: value create fetches it with the write grant and the definition). Such an action
+    #: value create fetches it with the caller's role and the definition). Such an action
     #: must set ``self.entity`` through the same visibility rules, and answer the 404
     #: before anything else it could answer; ``self.entity`` stays ``None`` until then.
     self_scoped_actions: frozenset[str] = frozenset()

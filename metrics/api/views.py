@@ -220,7 +220,9 @@ def _value_path(uid) -> str:
     parts = _VALUE_PATHS.get(key)
     if parts is None:
         path = reverse("metric-value-detail", kwargs={"value_uid": _UID_SLOT})
-        before, _, after = path.rpartition(str(_UID_SLOT))
+        before, found, after = path.rpartition(str(_UID_SLOT))
+        if not found:
+            raise RuntimeError(f"the value detail path {path!r} does not show the uid as is")
         parts = _VALUE_PATHS[key] = (before, after)
     return f"{parts[0]}{uid}{parts[1]}"
 
