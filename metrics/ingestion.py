@@ -31,8 +31,9 @@ deletes exactly what one batch created, and never a row that existed before it.
 
 Two writers share everything above: the portable one here (SQLite, and the bulk endpoint
 everywhere: a bounded number of queries per call) and the PostgreSQL fast path for files
-(``metrics.ingestion_pg``: ``COPY`` into a temporary table and one ``INSERT … SELECT …
-ON CONFLICT`` per batch, which re-checks entity and metric in SQL).
+(``metrics.ingestion_pg``: ``COPY`` into a temporary table, then per batch one statement
+that re-checks entity and metric in SQL and writes — a plain ``INSERT`` while rows are
+new, a probe of the unique index otherwise, ``INSERT … ON CONFLICT`` after a lost race).
 """
 
 from __future__ import annotations

@@ -1,20 +1,36 @@
 """The PostgreSQL fast path of ``import_metric_values``.
 
-Per batch: the rows the shared validator (``metrics.ingestion.RowValidator``) produced
-go into a temporary table with ``COPY``, and one statement does the rest — the
-cross-table checks (the entity exists in the table its ``context_type`` names; the metric
-exists, is active and has that context) and the write, ``INSERT … SELECT … ON CONFLICT``
-on the unique key, so the database constraint decides every conflict, concurrent writers
-included. The statement answers with the lines that failed a check (or conflicted, with
-``on_conflict=error``) and the counts; nothing else crosses the wire.
+Per batch (one transaction): the rows the shared validator (``metrics.ingestion.
+RowValidator``) accepted — and, without a body, those it refused — go into a temporary
+table with a binary ``COPY``; then one statement per round checks and writes them:
 
-Rows whose body failed validation are staged too (without a body): a missing entity is
+- the cross-table checks, in SQL against the live tables (the entity exists in the table
+  its ``context_type`` names; the metric exists, is active, has that context), and the
+  entity's default timezone (``_checked_cte``);
+- the write, by the cheapest statement the database still decides:
+  ``_insert_statement`` — a plain ``INSERT … SELECT`` without looking for stored keys —
+  while rounds keep coming out all new (a first import); else ``_classify_statement`` —
+  one probe of the unique index per row sorts it into new / stored and identical /
+  stored and different, then a plain ``INSERT`` of the new and an ``UPDATE`` of the
+  different: an identical row is never written (no lock, no new version, no
+  ``updated_at`` change);
+- each in a savepoint. A stored key makes the unique constraint (checked by name) refuse
+  the plain ``INSERT``: the round goes to the classify statement. A writer racing the
+  classify statement (a key inserted, or a row deleted, between its probe and its
+  write) makes the constraint refuse it or the ``UPDATE`` miss: the round is redone by
+  ``_on_conflict_statement``, ``INSERT … ON CONFLICT``, which decides every key under
+  the index's own locking (``ImportSummary.races`` counts these).
+
+A statement answers only the lines that failed a check or conflicted, and counts.
+
+Rows whose body failed validation are staged without a body: a missing entity is
 reported before a bad body, as the single create's 404 comes before its 400. A key
-repeated within one batch goes into a later "round" (a second COPY and statement), so
+repeated within one batch goes into a later round (a second COPY and statement), so
 repeated keys are applied in file order, exactly as the portable writer does.
 
-Parsing and validation run in a thread one batch ahead (``prefetch``), so Python's work
-overlaps with the database's.
+Parsing, validation and the COPY payload (psycopg's binary formatter, no I/O) are made in
+a thread one batch ahead (``prefetch``), so Python's work overlaps with the database's;
+CSV records are validated as cells (``RowValidator.fast_text``) without becoming dicts.
 """
 
 from __future__ import annotations
@@ -59,7 +75,9 @@ from .ingestion import (
 )
 from .models import MetricDefinition, MetricValue
 
-STAGE = "metrics_ingest_stage"
+# Named apart from the earlier stage table (another shape), which a pooled server
+# connection could still hold.
+STAGE = "metrics_ingest_stage_v2"
 
 _STAGE_COLUMNS = (
     "ln",
@@ -325,7 +343,7 @@ _VARIANT = bytes(0x80 | (byte & 0x3F) for byte in range(256))
 def _uuid7_block(count: int) -> bytes:
     """``count`` UUIDv7s (RFC 9562) end to end, 16 bytes each: the Unix time in ms, then
     74 random bits around the version and variant — the layout ``uuid6.uuid7`` gives the
-    portable writer, made for a whole round at once (a fifth of a microsecond a row,
+    portable writer, made for a whole batch at once (a fifth of a microsecond a row,
     against over a microsecond for the same in SQL)."""
     block = bytearray(os.urandom(16 * count))
     stamp = (time.time_ns() // 1_000_000).to_bytes(6, "big")
@@ -494,7 +512,7 @@ class _LostRace(Exception):
 
 class _RoundWriter:
     """Writes one round of the stage table with the cheapest statement that is still
-    decided by the database, and turns the answer into counts and errors.
+    decided by the database.
 
     Rounds go through ``_insert_statement`` while the rows keep coming out new, else
     through ``_classify_statement``; each runs in a savepoint, and a round whose statement
@@ -519,8 +537,8 @@ class _RoundWriter:
         self.statistics_checked = False
 
     def write(self, cursor) -> list[tuple]:
-        """→ the statement's rows, in the shape of ``_on_conflict_statement`` or the
-        others (the first column tells which: see ``counts``)."""
+        """→ the answering statement's rows, each prefixed with its name (``inserted``,
+        ``classified``, ``on_conflict``): their ``counts`` rows differ."""
         params = {**self.params, "now": django_timezone.now()}
         if self.expect_new:
             try:
@@ -579,7 +597,7 @@ def _tuned_interpreter():
 
     - The thread switch interval: the writer thread, back from each database round trip,
       waits for the validating thread to hand over the GIL — up to 5 ms by default, a few
-      times per batch: a fifth of a run's time. 0.5 ms keeps it short.
+      times per batch: over a tenth of a run's time. 0.5 ms keeps it short.
     - The cyclic collector's first threshold: a batch keeps tens of thousands of tuples
       alive, so the default (700 allocations) runs a full collection over everything the
       process holds every few batches: a third of the validating thread's time. What a
