@@ -588,7 +588,8 @@ class _RoundWriter:
             [_VALUES],
         )
         if cursor.fetchone()[0]:
-            cursor.execute(f"ANALYZE {_VALUES}")
+            # The columns the probe compares on: a fraction of the work of the whole row.
+            cursor.execute(f"ANALYZE {_VALUES} (entity_uid, metric_id, time_unit, metric_date)")
 
 
 @contextmanager
