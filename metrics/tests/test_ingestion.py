@@ -229,3 +229,34 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops():
         if item == 3:
             break
     assert stopped.wait(5)
+
+
+@pytest.mark.parametrize("zone", [["UTC"], {"tz": "UTC"}])
+def test_an_unhashable_timezone_is_a_field_error_not_a_crash(catalogue, zone):
+    validator = RowValidator(catalogue, allow_inactive=False)
+    item = {
+        "context_type": "ORGANIZATION",
+        "entity_uid": str(uuid.uuid4()),
+        "metric_uid": "cnt",
+        "metric_date": "2026-03-02",
+        "value": "1",
+        "timezone": zone,
+    }
+    assert validator.fast("ORGANIZATION", item) is None
+    errors = validator.validate(split_item(0, item))
+    assert isinstance(errors, dict) and list(errors) == ["timezone"]
+
+
+@pytest.mark.django_db
+def test_bulk_item_with_an_unhashable_timezone_is_a_400(editor_client, organization, total_ar):
+    item = {
+        "context_type": "ORGANIZATION",
+        "entity_uid": str(organization.uid),
+        "metric_uid": "total_ar",
+        "metric_date": "2026-03-01",
+        "value": 1,
+        "timezone": ["UTC"],
+    }
+    response = editor_client.post("/api/metrics/values/bulk", {"items": [item]}, format="json")
+    assert response.status_code == 400
+    assert "items.0.timezone" in response.json()["errors"]
