@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from exante.api.exceptions import Conflict, DomainError
 from exante.api.schema import error_response
 from exante.api.serializers import StrictBooleanField, StrictFieldsMixin
+from exante.observability import record_ingested
 
 from ..constants import ContextType, TimeUnit
 from ..ingestion import OnConflict as OnConflictChoice
@@ -245,4 +246,8 @@ class MetricValueBulkView(APIView):
                 errors=_item_errors(failed),
                 data=payload,
             )
+        if payload["written"]:
+            for outcome, number in payload["counts"].items():
+                if outcome in ("created", "updated"):
+                    record_ingested(number, source="bulk", outcome=outcome)
         return Response(payload)

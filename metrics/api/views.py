@@ -37,6 +37,7 @@ from exante.api.responses import error_response as plain_error_response
 from exante.api.schema import error_response
 from exante.api.scoping import ENTITY_NOT_FOUND, EntityScopedMixin
 from exante.api.sorting import SortFilter
+from exante.observability import record_ingested
 
 from .. import selectors, services
 from ..constants import ContextType
@@ -455,6 +456,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
         )
         _check_write(request.user, self.entity, self.context_type, role=scope.role)
         services.metric_value_save_new(instance)
+        record_ingested(1, source="api", outcome="created")
         return Response(
             _VALUE_OUTPUT.to_representation(instance),
             status=status.HTTP_201_CREATED,
