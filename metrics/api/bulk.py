@@ -35,7 +35,7 @@ class BulkRequestSerializer(StrictFieldsMixin, serializers.Serializer):
 # --- Documentation-only serializers (the request is parsed by the ones above) -------------
 
 
-class BulkItemSerializer(serializers.Serializer):
+class BulkItemSerializer(StrictFieldsMixin, serializers.Serializer):
     context_type = serializers.ChoiceField(
         choices=ContextType.choices, help_text="Which table `entity_uid` is in."
     )
@@ -61,7 +61,7 @@ class BulkItemSerializer(serializers.Serializer):
     )
 
 
-class BulkRequestDocSerializer(serializers.Serializer):
+class BulkRequestDocSerializer(StrictFieldsMixin, serializers.Serializer):
     on_conflict = serializers.ChoiceField(
         choices=OnConflictChoice.choices,
         default=OnConflictChoice.ERROR,
