@@ -9,7 +9,6 @@ from http import HTTPStatus
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Window
 from django.http import HttpResponse
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -31,7 +30,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from entities.permissions import NOT_FETCHED, can_write_values
-from exante.api.pagination import MAX_PAGE, EnvelopePagination, parse_positive_int
+from exante.api.pagination import WindowCountPagination
 from exante.api.permissions import ApiScopePermission, IsStaffOrReadOnly
 from exante.api.responses import error_response as plain_error_response
 from exante.api.schema import error_response
@@ -226,36 +225,6 @@ def _value_path(uid) -> str:
             raise RuntimeError(f"the value detail path {path!r} does not show the uid as is")
         parts = _VALUE_PATHS[key] = (before, after)
     return f"{parts[0]}{uid}{parts[1]}"
-
-
-class WindowCountPagination(EnvelopePagination):
-    """``EnvelopePagination`` whose page query also counts: ``COUNT(*) OVER ()`` rides
-    along with the rows, so a page costs one query instead of a COUNT and a SELECT.
-
-    Only a page past the end (no row to carry the total) runs a separate COUNT.
-    """
-
-    total_column = "_window_total"
-
-    def paginate_queryset(self, queryset, request, view=None):
-        default, maximum = self._bounds(view)
-        params = request.query_params
-        self.page = parse_positive_int(params["page"], "page", MAX_PAGE) if "page" in params else 1
-        self.per_page = (
-            parse_positive_int(params["per_page"], "per_page", maximum)
-            if "per_page" in params
-            else default
-        )
-        offset = (self.page - 1) * self.per_page
-        counted = queryset.annotate(**{self.total_column: Window(Count("*"))})
-        rows = list(counted[offset : offset + self.per_page])
-        if rows:
-            self.total_items = rows[0][self.total_column]
-            for row in rows:
-                del row[self.total_column]
-        else:
-            self.total_items = 0 if offset == 0 else queryset.count()
-        return rows
 
 
 class MetricValueScopePermission(ApiScopePermission):
