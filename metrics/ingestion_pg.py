@@ -214,9 +214,7 @@ def _classify_statement(on_conflict: str) -> str:
         if report
         else ""
     )
-    planned = "0"
-    if update:
-        planned = "(SELECT count(*) FROM matched WHERE stored IS NOT NULL AND NOT same)"
+    planned = "count(*) FILTER (WHERE stored IS NOT NULL AND NOT same)" if update else "0"
     return f"""
 WITH {_checked_cte()}, matched AS (
     SELECT c.ln, c.uid, c.context_type, c.entity_uid, c.metric_id, c.time_unit, c.metric_date,
@@ -235,11 +233,9 @@ WITH {_checked_cte()}, matched AS (
 )
 {_PROBLEMS}{conflicts}
 UNION ALL
-SELECT 'counts', 0, NULL,
-       (SELECT count(*) FROM matched WHERE stored IS NULL),
-       (SELECT count(*) FROM updated),
-       {planned},
-       (SELECT count(*) FROM matched WHERE stored IS NOT NULL)
+SELECT 'counts', 0, NULL, count(*) FILTER (WHERE stored IS NULL), (SELECT count(*) FROM updated),
+       {planned}, count(*) FILTER (WHERE stored IS NOT NULL)
+FROM matched
 """  # noqa: S608
 
 
