@@ -7,6 +7,7 @@ from uuid import UUID
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from exante.observability import record_ingested
 from metrics.ingestion import (
     ANNOTATION_FIELDS,
     FIELDS,
@@ -160,6 +161,11 @@ class Command(BaseCommand):
             if errors_file is not None:
                 errors_file.close()
         counts = summary.counts
+        if not options["dry_run"]:
+            # Visible on /metrics when the command shares PROMETHEUS_MULTIPROC_DIR with
+            # the app servers (docs/deploy.md).
+            for outcome in ("created", "updated"):
+                record_ingested(counts[outcome], source="import", outcome=outcome)
         rate = summary.rows / summary.seconds if summary.seconds else 0
         self.stdout.write(
             f"{'Dry run: ' if options['dry_run'] else ''}{summary.rows} rows in "

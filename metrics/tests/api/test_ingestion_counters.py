@@ -38,3 +38,20 @@ def test_bulk_counts_written_rows_but_not_dry_runs(editor_client, organization, 
     real = {"on_conflict": "skip", "items": items}
     assert editor_client.post("/api/metrics/values/bulk", real, format="json").status_code == 200
     assert counted("bulk", "created") == before + 3
+
+
+@pytest.mark.django_db
+def test_import_command_counts_created_rows(tmp_path, organization, total_ar):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    path = tmp_path / "values.csv"
+    path.write_text(
+        "context_type,entity_uid,metric_uid,time_unit,metric_date,value\n"
+        f"ORGANIZATION,{organization.uid},total_ar,day,2026-03-01,10\n"
+        f"ORGANIZATION,{organization.uid},total_ar,day,2026-03-02,11\n"
+    )
+    before = counted("import", "created")
+    call_command("import_metric_values", str(path), stdout=StringIO(), stderr=StringIO())
+    assert counted("import", "created") == before + 2
