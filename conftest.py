@@ -2,7 +2,9 @@
 plus an outsider from another organization for every scoped endpoint."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -180,3 +182,35 @@ def key_client():
         return client
 
     return make
+
+
+# --- Admin site ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def superuser(make_user) -> User:
+    return make_user("root@exante.test", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def analyst(make_user) -> User:
+    """A staff user in the "Analyst" group that migration metrics/0002 creates."""
+    user = make_user("analyst@exante.test", is_staff=True)
+    user.groups.add(Group.objects.get(name="Analyst"))
+    return user
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def superuser_client(superuser) -> Client:
+    return logged_in(superuser)
+
+
+@pytest.fixture
+def analyst_client(analyst) -> Client:
+    return logged_in(analyst)

@@ -5,43 +5,11 @@ and API keys whose secret is never shown."""
 from datetime import date
 
 import pytest
-from django.contrib.auth.models import Group
-from django.test import Client
 from django.urls import reverse
 
 from entities.models import ApiKey, Membership, Organization, Party, Role, User
 from entities.services import api_key_create
 from metrics.models import MetricValue
-
-PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def superuser(make_user):
-    return make_user("root@exante.test", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def analyst(make_user):
-    user = make_user("analyst@exante.test", is_staff=True)
-    user.groups.add(Group.objects.get(name="Analyst"))
-    return user
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def superuser_client(superuser):
-    return logged_in(superuser)
-
-
-@pytest.fixture
-def analyst_client(analyst):
-    return logged_in(analyst)
 
 
 @pytest.fixture

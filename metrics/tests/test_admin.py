@@ -9,10 +9,10 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from conftest import logged_in
 from entities.models import Organization, Party
 from exante.admin_paginator import LargeTablePaginator
 from metrics.admin import format_value
@@ -22,34 +22,6 @@ MARCH = date(2025, 3, 1)
 
 
 # --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def superuser(make_user):
-    return make_user("root@exante.test", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def analyst(make_user):
-    user = make_user("analyst@exante.test", is_staff=True)
-    user.groups.add(Group.objects.get(name="Analyst"))
-    return user
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def superuser_client(superuser):
-    return logged_in(superuser)
-
-
-@pytest.fixture
-def analyst_client(analyst):
-    return logged_in(analyst)
 
 
 def make_value(definition, entity, metric_date, value, time_unit="day", context_type=None):
