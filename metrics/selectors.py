@@ -339,10 +339,6 @@ def _definition_from_json(raw, alias: str) -> MetricDefinition | None:
     )
 
 
-def metric_definition_get(uid: str) -> MetricDefinition | None:
-    return next(iter(MetricDefinition.objects.filter(uid=uid).order_by()[:1]), None)
-
-
 def metric_definitions_by_uid(uids: Iterable[str]) -> dict[str, MetricDefinition]:
     """The definitions among ``uids`` that exist, keyed by uid (one query)."""
     return {d.uid: d for d in MetricDefinition.objects.filter(uid__in=list(uids))}
