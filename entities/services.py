@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone as django_timezone
 
-from exante.db import violated_constraint
+from exante.db import conflict_on, violated_constraint
 
 from .exceptions import DuplicateEmail, DuplicateMembership, DuplicatePartyRef, LastAdmin
 from .models import (
@@ -77,12 +77,7 @@ def organization_update(*, organization: Organization, **fields) -> Organization
 
 
 def _save_party(party: Party, **save_kwargs) -> Party:
-    try:
-        with transaction.atomic():
-            party.save(**save_kwargs)
-    except IntegrityError as exc:
-        if violated_constraint(exc, Party) != PARTY_EXTERNAL_REF_CONSTRAINT:
-            raise
+    def duplicate() -> DuplicatePartyRef:
         existing = (
             Party.objects.filter(
                 organization_id=party.organization_id, external_ref=party.external_ref
@@ -91,10 +86,13 @@ def _save_party(party: Party, **save_kwargs) -> Party:
             .values_list("uid", flat=True)
             .first()
         )
-        raise DuplicatePartyRef(
+        return DuplicatePartyRef(
             errors={"external_ref": ["Another party of this organization has this reference."]},
             data={"uid": str(existing) if existing else None},
-        ) from exc
+        )
+
+    with conflict_on(Party, PARTY_EXTERNAL_REF_CONSTRAINT, duplicate):
+        party.save(**save_kwargs)
     return party
 
 
@@ -150,17 +148,16 @@ def user_create(
         raise ValidationError({"password": exc.messages}) from None
     user.set_password(password)
     _clean(user)
-    try:
-        with transaction.atomic():
-            user.save(force_insert=True)
-    except IntegrityError as exc:
-        if violated_constraint(exc, User) != USER_EMAIL_CONSTRAINT:
-            raise
+
+    def duplicate() -> DuplicateEmail:
         existing = User.objects.filter(email=user.email).values_list("uid", flat=True).first()
-        raise DuplicateEmail(
+        return DuplicateEmail(
             errors={"email": ["A user with this email address already exists."]},
             data={"uid": str(existing) if existing else None},
-        ) from exc
+        )
+
+    with conflict_on(User, USER_EMAIL_CONSTRAINT, duplicate):
+        user.save(force_insert=True)
     return user
 
 
@@ -171,16 +168,15 @@ def membership_create(*, organization: Organization, user: User, role: str) -> M
     """Add a member; an existing membership is a 409 ``duplicate_membership``."""
     membership = Membership(organization=organization, user=user, role=role)
     _clean(membership)
-    try:
-        with transaction.atomic():
-            membership.save(force_insert=True)
-    except IntegrityError as exc:
-        if violated_constraint(exc, Membership) != MEMBERSHIP_CONSTRAINT:
-            raise
-        raise DuplicateMembership(
+
+    def duplicate() -> DuplicateMembership:
+        return DuplicateMembership(
             errors={"user_uid": ["The user is already a member of this organization."]},
             data={"user_uid": str(user.uid)},
-        ) from exc
+        )
+
+    with conflict_on(Membership, MEMBERSHIP_CONSTRAINT, duplicate):
+        membership.save(force_insert=True)
     return membership
 
 

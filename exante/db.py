@@ -1,6 +1,9 @@
 """Database helpers that differ between PostgreSQL and SQLite."""
 
-from django.db import IntegrityError, connection, models
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from django.db import IntegrityError, connection, models, transaction
 
 
 def is_postgresql() -> bool:
@@ -33,3 +36,20 @@ def violated_constraint(exc: IntegrityError, model: type[models.Model]) -> str |
         if field.unique and {field.column} == columns:
             return f"{meta.db_table}_{field.column}_key"
     return None
+
+
+@contextmanager
+def conflict_on(
+    model: type[models.Model], constraint: str, conflict: Callable[[], Exception]
+) -> Iterator[None]:
+    """Run the block's write in its own savepoint and let the database decide uniqueness:
+    a violation of ``constraint`` raises ``conflict()`` (a domain 409); any other integrity
+    error is re-raised as it is. ``conflict`` is called only after the savepoint rolled back,
+    so it may query (for example for the existing row's uid)."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if violated_constraint(exc, model) != constraint:
+            raise
+        raise conflict() from exc

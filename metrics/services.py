@@ -23,7 +23,7 @@ from django.db.models import signals
 from django.db.models.sql import InsertQuery
 
 from entities.validators import is_valid_timezone
-from exante.db import violated_constraint
+from exante.db import conflict_on, violated_constraint
 
 from .constants import (
     MAX_METRIC_DATE,
@@ -441,17 +441,16 @@ def metric_definition_create(**fields) -> MetricDefinition:
     definition = MetricDefinition(**fields)
     if errors := _definition_errors(definition):
         raise ValidationError(errors)
-    try:
-        with transaction.atomic():
-            definition.save(force_insert=True)
-    except IntegrityError as exc:
-        if violated_constraint(exc, MetricDefinition) != METRIC_DEFINITION_UID_CONSTRAINT:
-            raise
-        raise DuplicateMetric(
+
+    def duplicate() -> DuplicateMetric:
+        return DuplicateMetric(
             f"A metric definition with uid {definition.uid!r} already exists.",
             errors={"uid": ["A metric definition with this uid already exists."]},
             data={"uid": definition.uid},
-        ) from exc
+        )
+
+    with conflict_on(MetricDefinition, METRIC_DEFINITION_UID_CONSTRAINT, duplicate):
+        definition.save(force_insert=True)
     return definition
 
 
