@@ -103,8 +103,21 @@ def normalize_value(raw: object) -> Decimal:
     return number
 
 
+def is_plain_whole_number(raw: object) -> bool:
+    """``raw`` is text of 1 to 18 ASCII digits and nothing else: ``normalize_value``
+    accepts it as that whole, non-negative number, with nothing to round and below the
+    limit. The commonest value in an import file; the importer stages such text as it is
+    instead of making a Decimal of it."""
+    return raw.__class__ is str and len(raw) <= 18 and raw.isascii() and raw.isdigit()
+
+
 def value_errors_for_definition(value: Decimal, definition: MetricDefinition) -> list[str]:
-    """Rules that depend on the metric: counts are whole and ≥ 0, cents are whole."""
+    """Rules that depend on the metric: counts are whole and ≥ 0, cents are whole.
+
+    They look only at whether the value is whole and at its sign, so the verdict on one
+    whole non-negative value holds for all of them: the importer's shortcut relies on it
+    (``RowValidator._whole_numbers_allowed``; a test fails if a rule looks at anything else).
+    """
     errors = []
     whole = value == value.to_integral_value()
     if definition.value_type == ValueType.COUNT:
@@ -136,8 +149,13 @@ def metric_date_errors(metric_date: date, time_unit: str) -> list[str]:
     return []
 
 
+#: PostgreSQL's jsonb cannot hold U+0000 (SQLite could): refused everywhere alike.
+_NUL_IN_METADATA = "_metadata may not contain the NUL character (\\u0000)."
+
+
 def _plain_json(node: Any, depth: int = 0) -> Any:
-    """Decimals from the JSON parser → int/float; non-finite numbers are rejected."""
+    """Decimals from the JSON parser → int/float; non-finite numbers and text holding
+    U+0000 are rejected."""
     if depth > 64:
         raise ValidationError("_metadata is nested too deeply (at most 64 levels).")
     if isinstance(node, Decimal):
@@ -149,7 +167,13 @@ def _plain_json(node: Any, depth: int = 0) -> Any:
         return int(node) if node == node.to_integral_value() and node.adjusted() < 18 else as_float
     if isinstance(node, float) and not math.isfinite(node):
         raise ValidationError("_metadata may only hold finite numbers.")
+    if isinstance(node, str):
+        if "\x00" in node:
+            raise ValidationError(_NUL_IN_METADATA)
+        return node
     if isinstance(node, Mapping):
+        if any("\x00" in str(key) for key in node):
+            raise ValidationError(_NUL_IN_METADATA)
         return {str(key): _plain_json(value, depth + 1) for key, value in node.items()}
     if isinstance(node, list):
         return [_plain_json(value, depth + 1) for value in node]

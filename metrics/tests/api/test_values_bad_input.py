@@ -453,6 +453,27 @@ CASES = [
         "validation_error",
         "_metadata",
     ),
+    # PostgreSQL's jsonb refuses U+0000: a 400 on every database, not a 500 on one.
+    (
+        "metadata-nul-in-value",
+        "POST",
+        CREATE,
+        body(_metadata={"note": "a\u0000b"}),
+        JSON,
+        400,
+        "validation_error",
+        "_metadata",
+    ),
+    (
+        "metadata-nul-in-key",
+        "POST",
+        CREATE,
+        body(_metadata={"nested": [{"k\u0000": 1}]}),
+        JSON,
+        400,
+        "validation_error",
+        "_metadata",
+    ),
     # fields
     ("unknown-field", "POST", CREATE, body(colour="red"), JSON, 400, "validation_error", "colour"),
     (
