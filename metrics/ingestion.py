@@ -82,6 +82,7 @@ from .models import MetricDefinition, MetricValue
 from .selectors import entity_queryset, metric_values, visible_entities
 from .services import (
     EntityRef,
+    is_plain_whole_number,
     metric_date_errors,
     metric_value_build,
     normalize_metadata,
@@ -306,6 +307,7 @@ class RowValidator:
         self._heads: dict[tuple, tuple | bool] = {}
         self._zones: set[str] = set()
         self._texts: dict[str, tuple | bool] = {}
+        self._wholes: dict[int, bool] = {}
         self._date_field = StrictDateField()
         self._metadata_field = MetadataField(required=False, allow_null=True)
 
@@ -313,7 +315,8 @@ class RowValidator:
     # memo of its answer for the same input; ``None`` means "not sure", never "invalid".
     def fast(self, context_type: str, raw: Mapping) -> tuple | None:
         """→ (definition, time_unit, metric_date, value, timezone, metadata, metadata JSON
-        or None), or ``None`` to take the full path."""
+        or None), or ``None`` to take the full path. ``value`` is a Decimal, or text of
+        plain digits (see ``_fast_rest``)."""
         if not raw.keys() <= _ITEM_KEYS:
             return None
         get = raw.get
@@ -374,15 +377,23 @@ class RowValidator:
         return self._fast_rest(head[0], time_unit, head[1], raw_value, zone, metadata)
 
     def _fast_rest(self, definition, time_unit, metric_date, raw_value, zone, metadata):
-        """The value, timezone and ``_metadata`` part of the shortcut."""
+        """The value, timezone and ``_metadata`` part of the shortcut.
+
+        A value of plain digits (``is_plain_whole_number``) comes back as that text: it is
+        exact as it stands, and the metric's rules pass it if they pass any whole,
+        non-negative number. Anything else comes back as ``normalize_value``'s Decimal.
+        """
         if raw_value is None:
             return None
-        try:
-            value = normalize_value(raw_value)
-        except ValidationError:
-            return None
-        if value_errors_for_definition(value, definition):
-            return None
+        if is_plain_whole_number(raw_value) and self._whole_numbers_allowed(definition):
+            value = raw_value
+        else:
+            try:
+                value = normalize_value(raw_value)
+            except ValidationError:
+                return None
+            if value_errors_for_definition(value, definition):
+                return None
         if zone is not None and (zone.__class__ is not str or zone not in self._zones):
             if not (zone.__class__ is str and zone.strip() == zone and is_valid_timezone(zone)):
                 return None
@@ -401,6 +412,15 @@ class RowValidator:
         except (ValidationError, DRFValidationError):
             return None
         return definition, time_unit, metric_date, value, zone, clean, None
+
+    def _whole_numbers_allowed(self, definition: MetricDefinition) -> bool:
+        """``value_errors_for_definition`` looks only at wholeness and sign: its verdict on
+        1 is its verdict on every whole, non-negative value."""
+        verdict = self._wholes.get(definition.id)  # not .pk: a property, and this is hot
+        if verdict is None:
+            verdict = not value_errors_for_definition(Decimal(1), definition)
+            self._wholes[definition.id] = verdict
+        return verdict
 
     def _metric(self, metric_uid: object, context_type: str):
         """The metric-level verdict of ``metric_value_build`` (known, same context,
@@ -472,6 +492,8 @@ class RowValidator:
         if quick is None:
             return self.validate_fully(pending)
         definition, time_unit, metric_date, value, zone, metadata, _json = quick
+        if value.__class__ is str:  # plain digits: the Decimal a single create stores
+            value = normalize_value(value)
         return Row(
             pending.index,
             pending.context_type,

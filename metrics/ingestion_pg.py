@@ -28,32 +28,34 @@ reported before a bad body, as the single create's 404 comes before its 400. A k
 repeated within one batch goes into a later round (a second COPY and statement), so
 repeated keys are applied in file order, exactly as the portable writer does.
 
-Parsing, validation and the COPY payload (psycopg's binary formatter, no I/O) are made in
-a thread one batch ahead (``prefetch``), so Python's work overlaps with the database's;
-CSV records are validated as cells (``RowValidator.fast_text``) without becoming dicts.
+Parsing, validation and the COPY payload are made in a thread one batch ahead
+(``prefetch``), so Python's work overlaps with the database's; CSV records are validated
+as cells (``RowValidator.fast_text``) without becoming dicts, and each staged row is
+joined from byte strings that repeat down a file (entity, metric and date, timezone,
+metadata), memoised, in COPY's binary format (a plain-digits value goes as its text).
 """
 
 from __future__ import annotations
 
 import gc
-import io
 import os
+import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import date
+from uuid import UUID
 
 import orjson
-import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
-from psycopg.copy import FileWriter
 
 from entities.models import Organization, Party, User
 from exante.db import violated_constraint
 
-from .constants import METRIC_VALUE_UNIQUE_CONSTRAINT
+from .constants import METRIC_VALUE_UNIQUE_CONSTRAINT, TimeUnit
 from .ingestion import (
     _CONTEXT_TYPES,
     CsvRows,
@@ -92,13 +94,9 @@ _STAGE_COLUMNS = (
     "metadata",
     "uid",
 )
-# Both uuids go as their 16 bytes (binary COPY hands them to the column's uuid_recv):
-# cheaper than psycopg's UUID dumper, which asks each UUID object for its bytes.
-_STAGE_TYPES = (
-    *("int8", "bool", "text", "bytea", "int8", "text", "date", "text", "text", "text"),
-    "bytea",
-)
-# Binary: typed values go over as they are, with no text to print here or parse there.
+# Binary: half the server's work of the text format (no uuid, date or integer text to
+# parse), the bottleneck of a re-import. Made here (``_Stager``), not by psycopg's
+# formatter, which costs three times as much per row.
 _COPY = f"COPY {STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 _CREATE_STAGE = f"""
@@ -110,8 +108,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (
     metric_id bigint,
     time_unit text,
     metric_date date,
-    -- Text, made numeric and jsonb by the statement: psycopg's binary numeric dumper
-    -- costs half the formatting of a row, and binary jsonb would need a dumper.
+    -- Text, made numeric and jsonb by the statement.
     value text,
     timezone text,
     metadata text,
@@ -188,8 +185,47 @@ SELECT 'counts', 0, NULL, (SELECT count(*) FROM checked WHERE valid AND problem 
 """  # noqa: S608
 
 
+#: A run of consecutive dates of one series, read with one range scan of the unique index,
+#: spans at most this many steps of its time unit (``_stored_cte``).
+_RUN_STEPS = 32
+#: Days a step of each time unit spans at most (a month, 31; a year, 366).
+_UNIT_DAYS = f"""CASE time_unit WHEN '{TimeUnit.DAY}' THEN 1 WHEN '{TimeUnit.MONTH}' THEN 31
+    ELSE 366 END"""
+_STORED_COLUMNS = (
+    "e.uid, e.entity_uid, e.metric_id, e.time_unit, e.metric_date, e.value, e.timezone, e.metadata"
+)
+
+
+def _stored_cte() -> str:
+    """The stored rows of the round's keys, and some of their neighbours.
+
+    A descent of the unique index costs several times as much as reading the entry next to
+    the one before, and a file repeats each (entity, metric, time unit) series over many
+    dates. So the round's keys are grouped into runs — one series, dates within the same
+    window of ``_RUN_STEPS`` steps of its unit — and each run is read as one range scan
+    from its first date to its last: a file of consecutive dates costs one descent per
+    run, not per row, and scattered dates cost one each (a run of one), reading at most
+    ``_RUN_STEPS`` entries for any run. ``OFFSET 0`` keeps each scan in its loop (an
+    index scan per run), whatever the planner guesses of the stage table, which has no
+    statistics.
+    """
+    return f"""
+runs AS MATERIALIZED (
+    SELECT entity_uid, metric_id, time_unit, min(metric_date) AS low, max(metric_date) AS high
+    FROM {STAGE} WHERE valid
+    GROUP BY entity_uid, metric_id, time_unit,
+             (metric_date - DATE '2000-01-01') / ({_RUN_STEPS} * {_UNIT_DAYS})
+), stored AS MATERIALIZED (
+    SELECT e.* FROM runs r CROSS JOIN LATERAL (
+        SELECT {_STORED_COLUMNS} FROM {_VALUES} e
+        WHERE e.entity_uid = r.entity_uid AND e.metric_id = r.metric_id
+          AND e.time_unit = r.time_unit AND e.metric_date BETWEEN r.low AND r.high
+        OFFSET 0) e
+)"""  # noqa: S608 - identifiers come from model metadata
+
+
 def _classify_statement(on_conflict: str) -> str:
-    """One probe of the unique index per row sorts the round into new, stored and
+    """Looking up the stored rows (``_stored_cte``) sorts the round into new, stored and
     identical, stored and different; then a plain ``INSERT`` of the new rows and (for
     ``update``) an ``UPDATE`` of the different ones. Identical rows are never written.
 
@@ -216,12 +252,12 @@ def _classify_statement(on_conflict: str) -> str:
     )
     planned = "count(*) FILTER (WHERE stored IS NOT NULL AND NOT same)" if update else "0"
     return f"""
-WITH {_checked_cte()}, matched AS (
+WITH {_checked_cte()}, {_stored_cte()}, matched AS (
     SELECT c.ln, c.uid, c.context_type, c.entity_uid, c.metric_id, c.time_unit, c.metric_date,
            c.value, c.timezone, c.metadata, e.uid AS stored,
            (e.value = c.value AND e.timezone = c.timezone AND e.metadata = c.metadata) AS same
     FROM checked c
-    LEFT JOIN {_VALUES} e ON e.entity_uid = c.entity_uid AND e.metric_id = c.metric_id
+    LEFT JOIN stored e ON e.entity_uid = c.entity_uid AND e.metric_id = c.metric_id
         AND e.time_unit = c.time_unit AND e.metric_date = c.metric_date
     WHERE c.valid AND c.problem IS NULL
 ), written AS (
@@ -300,25 +336,18 @@ class StagedBatch:
     decided: list[ItemResult] = field(default_factory=list)
     #: Lines whose body failed validation: reported unless the entity is missing.
     invalid: dict[int, tuple[str, dict]] = field(default_factory=dict)
-    #: Rows for the stage table (``_STAGE_COLUMNS``); a key repeated within the batch
-    #: goes into the next round, so each round holds a key at most once. ``encode`` turns
-    #: each round into a binary COPY payload.
-    rounds: list[list[tuple]] = field(default_factory=lambda: [[]])
+    #: Rows for the stage table (``_STAGE_COLUMNS``), each in COPY's binary format; a key
+    #: repeated within the batch goes into the next round, so each round holds a key at
+    #: most once. ``encode`` joins each round into one payload.
+    rounds: list[list[bytes]] = field(default_factory=lambda: [[]])
     payloads: list[bytes] = field(default_factory=list)
 
-    def encode(self, cursor: psycopg.Cursor) -> StagedBatch:
-        """Format the rounds as binary COPY data with ``cursor``'s adapters (no I/O:
-        psycopg's documented ``FileWriter`` use), so that the writer thread only sends."""
-        for rows in self.rounds:
-            if not rows:
-                continue
-            buffer = io.BytesIO()
-            with psycopg.Copy(cursor, binary=True, writer=FileWriter(buffer)) as copy:
-                copy.set_types(_STAGE_TYPES)
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
-            self.payloads.append(buffer.getvalue())
+    def encode(self) -> StagedBatch:
+        """Join each round's rows into the bytes one ``COPY`` sends, so that the writer
+        thread only sends."""
+        self.payloads = [
+            b"".join((_COPY_HEADER, *rows, _COPY_TRAILER)) for rows in self.rounds if rows
+        ]
         self.rounds = []
         return self
 
@@ -332,6 +361,40 @@ class StagedBatch:
 
 
 _EMPTY_METADATA = "{}"
+
+# COPY's binary format: a signature, flags and header extension length (both 0); each row
+# a field count, then each field as its length (-1: NULL) and its bytes; -1 to end.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_ROW_HEAD = struct.Struct(">hiq").pack  # field count, then ``ln`` (an int8)
+_FIELD_COUNT = len(_STAGE_COLUMNS)
+_NULL = b"\xff\xff\xff\xff"
+_VALID = b"\x00\x00\x00\x01\x01"
+_INVALID = b"\x00\x00\x00\x01\x00"
+_UUID_LENGTH = b"\x00\x00\x00\x10"
+_LENGTH = struct.Struct(">i").pack
+_INT8 = struct.Struct(">iq").pack
+_DATE = struct.Struct(">ii").pack
+_POSTGRES_EPOCH = date(2000, 1, 1)
+#: The six body columns of a row staged without a body.
+_NO_BODY = _NULL * 6
+
+
+def _text_field(text: str) -> bytes:
+    data = text.encode()
+    return _LENGTH(len(data)) + data
+
+
+# Encoded fields that repeat down a file, each a pure function of its key, kept across
+# batches (and runs; each is emptied past 100,000 entries of a few dozen bytes):
+# (context_type, entity text) → those two fields; (metric id, time unit, date) → those
+# three; (timezone, metadata JSON) → those two.
+_entity_fields: dict[tuple, bytes] = {}
+_metric_fields: dict[tuple, bytes] = {}
+_tail_fields: dict[tuple, bytes] = {}
+_ENCODED = (_entity_fields, _metric_fields, _tail_fields)
+
+
 _VERSION_7 = bytes(0x70 | (byte & 0x0F) for byte in range(256))
 _VARIANT = bytes(0x80 | (byte & 0x3F) for byte in range(256))
 
@@ -352,7 +415,7 @@ def _uuid7_block(count: int) -> bytes:
 
 class _Stager:
     """Validation and staging of one batch: the shortcut where it is sure, else the full
-    path, then each valid row's place among the rounds."""
+    path, then each valid row's place among the rounds, as a row of binary COPY."""
 
     def __init__(self, validator: RowValidator, batch: list, item_of=None):
         self.validator = validator
@@ -362,11 +425,23 @@ class _Stager:
         # One uid per line, whether or not it ends up inserted.
         self.uids = _uuid7_block(size)
         self.next_uid = 0
+        for memo in _ENCODED:
+            if len(memo) > 100_000:
+                memo.clear()
 
     def uid(self) -> bytes:
         start = self.next_uid
         self.next_uid = start + 16
         return self.uids[start : start + 16]
+
+    def entity(self, context_type: str, entity_text: str) -> bytes:
+        """The ``context_type`` and ``entity_uid`` fields."""
+        key = (context_type, entity_text)
+        fields = _entity_fields.get(key)
+        if fields is None:
+            fields = _text_field(context_type) + _UUID_LENGTH + UUID(entity_text).bytes
+            _entity_fields[key] = fields
+        return fields
 
     def full(self, line: int, raw: object) -> None:
         """An item the shortcut was not sure of (or a non-CSV item): the whole path."""
@@ -381,13 +456,15 @@ class _Stager:
             if checked.__class__ is not Row:
                 staged.invalid[line] = (pending.context_type, checked)
                 staged.rounds[0].append(
-                    (
-                        line,
-                        False,
-                        pending.context_type,
-                        pending.entity_uid.bytes,
-                        *_NO_BODY,
-                        self.uid(),
+                    b"".join(
+                        (
+                            _ROW_HEAD(_FIELD_COUNT, 8, line),
+                            _INVALID,
+                            self.entity(pending.context_type, pending.entity_text),
+                            _NO_BODY,
+                            _UUID_LENGTH,
+                            self.uid(),
+                        )
                     )
                 )
                 return
@@ -400,13 +477,12 @@ class _Stager:
                 checked.metadata,
                 None,
             )
-        self.add(line, pending.context_type, pending.entity_uid.bytes, pending.entity_text, quick)
+        self.add(line, pending.context_type, pending.entity_text, quick)
 
-    def add(
-        self, line: int, context_type: str, entity_uid: bytes, entity_text: str, quick: tuple
-    ) -> None:
+    def add(self, line: int, context_type: str, entity_text: str, quick: tuple) -> None:
+        """Stage a valid row."""
         definition, time_unit, metric_date, value, zone, metadata, metadata_json = quick
-        metric_id = definition.pk
+        metric_id = definition.id  # not .pk: a property, a microsecond a row
         # The canonical text, not the UUID: it hashes in C (UUID.__hash__ is Python).
         key = (entity_text, metric_id, time_unit, metric_date)
         seen = self.seen
@@ -415,28 +491,41 @@ class _Stager:
         rounds = self.staged.rounds
         if occurrence == len(rounds):
             rounds.append([])
+        entity = _entity_fields.get((context_type, entity_text))
+        if entity is None:
+            entity = self.entity(context_type, entity_text)
+        head = key[1:]  # metric_id, time_unit, metric_date
+        metric = _metric_fields.get(head)
+        if metric is None:
+            days = (metric_date - _POSTGRES_EPOCH).days
+            metric = _INT8(8, metric_id) + _text_field(time_unit) + _DATE(4, days)
+            _metric_fields[head] = metric
         if metadata_json is None:
             metadata_json = orjson.dumps(metadata).decode() if metadata else _EMPTY_METADATA
+        tail = _tail_fields.get((zone, metadata_json))
+        if tail is None:
+            tail = (_NULL if zone is None else _text_field(zone)) + _text_field(metadata_json)
+            _tail_fields[(zone, metadata_json)] = tail
+        if value.__class__ is not str:  # plain digits stay the text they came as
+            value = format(value, "f")  # quantized to 6 places: exact, never an exponent
+        value = value.encode()
         start = self.next_uid
         self.next_uid = start + 16
         rounds[occurrence].append(
-            (
-                line,
-                True,
-                context_type,
-                entity_uid,
-                metric_id,
-                time_unit,
-                metric_date,
-                format(value, "f"),  # quantized to 6 places: exact, never an exponent
-                zone,
-                metadata_json,
-                self.uids[start : start + 16],
+            b"".join(
+                (
+                    _ROW_HEAD(_FIELD_COUNT, 8, line),
+                    _VALID,
+                    entity,
+                    metric,
+                    _LENGTH(len(value)),
+                    value,
+                    tail,
+                    _UUID_LENGTH,
+                    self.uids[start : start + 16],
+                )
             )
         )
-
-
-_NO_BODY = (None,) * 6
 
 
 def _stage(batch: list[tuple[int, object]], validator: RowValidator) -> StagedBatch:
@@ -484,22 +573,21 @@ def _stage_records(batch: list[tuple[int, object]], validator: RowValidator) -> 
                     JsonText(metadata) if metadata else None,
                 )
                 if quick is not None:
-                    add(line, context_type, entity_uid[2], entity_uid[1], quick)
+                    add(line, context_type, entity_uid[1], quick)
                     continue
         stager.full(line, item(record))
     return stager.staged
 
 
-def _staged_batches(rows, validator, size, cursor: psycopg.Cursor) -> Iterator[StagedBatch]:
-    """Batches ready to send. Runs in the prefetch thread: ``cursor`` only lends its
-    adapters to ``StagedBatch.encode`` and never touches the connection."""
+def _staged_batches(rows, validator, size) -> Iterator[StagedBatch]:
+    """Batches ready to send. Runs in the prefetch thread: no database access."""
     records = getattr(rows, "records", None)
     if records is not None:
         for batch in _batches(records(), size):
-            yield _stage_records(batch, validator).encode(cursor)
+            yield _stage_records(batch, validator).encode()
     else:
         for batch in _batches(rows, size):
-            yield _stage(batch, validator).encode(cursor)
+            yield _stage(batch, validator).encode()
 
 
 class _LostRace(Exception):
@@ -620,13 +708,10 @@ def run_postgresql(importer, rows: Iterable, validator: RowValidator, summary) -
 
 def _run(importer, rows: Iterable, validator: RowValidator, summary) -> None:
     writer = _RoundWriter(importer, summary)
-    connection.ensure_connection()
-    with connection.connection.cursor() as formatting:
-        batches = _staged_batches(rows, validator, importer.batch_size, formatting)
-        # Closed before the cursor: the validating thread stops first.
-        with closing(prefetch(batches)) as staged_batches:
-            for staged in staged_batches:
-                _write_batch(staged, writer, importer, summary)
+    batches = _staged_batches(rows, validator, importer.batch_size)
+    with closing(prefetch(batches)) as staged_batches:
+        for staged in staged_batches:
+            _write_batch(staged, writer, importer, summary)
 
 
 def _write_batch(staged: StagedBatch, writer: _RoundWriter, importer, summary) -> None:

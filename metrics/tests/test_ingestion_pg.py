@@ -10,11 +10,13 @@ then fails or misses exactly where a real concurrent writer would make it."""
 import csv
 import io
 import itertools
+import json
 import random
 import threading
 import time
 import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -62,7 +64,9 @@ def _cell_corpus(organization, party, count=2000, seed=11):
 
 
 def _without_uids(rounds):
-    return [[row[:-1] for row in rows] for rows in rounds]
+    """Staged rows (binary COPY) without their last field, the uid: 4 bytes of length,
+    16 of uuid."""
+    return [[row[:-20] for row in rows] for rows in rounds]
 
 
 def _csv(rows, header):
@@ -115,7 +119,7 @@ def test_records_lane_stages_exactly_what_items_stage(
     assert len(staged.rounds) > 1
     assert len(staged.decided) > 20 and len(staged.invalid) > 100
     assert sum(len(rows) for rows in staged.rounds) > 500
-    uids = [row[-1] for rows in staged.rounds for row in rows]
+    uids = [row[-16:] for rows in staged.rounds for row in rows]
     assert len(set(uids)) == len(uids)
 
 
@@ -358,12 +362,13 @@ def test_imported_rows_get_uuid7_uids(total_ar, organization):
 @pytest.mark.django_db
 @pytest.mark.postgres
 def test_values_reach_the_table_exactly(make_definition, organization):
-    """Values travel to the stage table as text (``format(value, "f")``) and are cast
-    there: nothing may be rounded or re-scaled on the way."""
+    """Values travel to the stage table as text (``format(value, "f")``, or plain digits as
+    they came) and are cast there: nothing may be rounded or re-scaled on the way."""
     from metrics.services import normalize_value
 
     make_definition("ratio", value_type="ratio")
     texts = ["0.000001", "-123456789012.345678", "999999999999999999.999999", "1e3", "-0", "7"]
+    texts += ["007", "0", "999999999999999999", "000000000000000001"]
     text = HEAD + "".join(
         f"ORGANIZATION,{organization.uid},ratio,day,{(DAY + timedelta(days=n)).isoformat()},"
         f"{value},,\n"
@@ -376,3 +381,145 @@ def test_values_reach_the_table_exactly(make_definition, organization):
         normalize_value(value) for value in texts
     ]
     assert _import(text).counts["unchanged"] == len(texts)
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_every_staged_field_reaches_the_table_exactly(total_ar, organization, party):
+    """The stage rows are made by hand in COPY's binary format: texts with backslashes,
+    tabs, newlines and non-ASCII, both contexts, a default and an explicit timezone, and
+    rows staged without a body (a bad value; a missing entity) in the same batch."""
+    from metrics.models import MetricDefinition
+
+    MetricDefinition.objects.create(uid="party_ar", name="P", context_type="PARTY")
+    metadata = {"path": "C:\\dir\tx\ny\rz", "ü": "€ 𝄞", "n": 1.5, "list": [1, None, True]}
+    rows = [
+        ["ORGANIZATION", organization.uid, "total_ar", "day", "2025-03-01", "12", "", ""],
+        [
+            "ORGANIZATION",
+            organization.uid,
+            "total_ar",
+            "month",
+            "2025-03-01",
+            "-125.000",
+            "America/Argentina/Buenos_Aires",
+            json.dumps(metadata),
+        ],
+        ["PARTY", party.uid, "party_ar", "year", "2025-01-01", "3", "", '{"a": "\\\\"}'],
+        ["PARTY", party.uid, "party_ar", "day", "2025-01-02", "abc", "", ""],
+        ["PARTY", uuid.uuid4(), "party_ar", "day", "2025-01-02", "abc", "", ""],
+        # jsonb cannot hold U+0000: a row error, not a failed statement.
+        [
+            "ORGANIZATION",
+            organization.uid,
+            "total_ar",
+            "day",
+            "2025-03-09",
+            "1",
+            "",
+            '{"a": "\\u0000"}',
+        ],
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    errors = {}
+    summary = Importer(
+        engine="postgresql", on_error=lambda line, item, problems: errors.update({line: problems})
+    ).run(CsvRows(io.StringIO(buffer.getvalue())))
+
+    assert summary.counts["created"] == 3 and summary.counts["error"] == 3, errors
+    assert list(errors[5]) == ["value"] and list(errors[6]) == ["entity_uid"]
+    assert list(errors[7]) == ["_metadata"]
+    stored = {
+        (v.context_type, v.time_unit): (v.entity_uid, v.value, v.timezone, v.metadata)
+        for v in MetricValue.objects.all()
+    }
+    assert stored == {
+        ("ORGANIZATION", "day"): (organization.uid, Decimal(12), organization.timezone, {}),
+        ("ORGANIZATION", "month"): (
+            organization.uid,
+            Decimal("-125"),
+            "America/Argentina/Buenos_Aires",
+            metadata,
+        ),
+        ("PARTY", "year"): (party.uid, Decimal(3), organization.timezone, {"a": "\\"}),
+    }
+    assert _import(buffer.getvalue()).counts == {**summary.counts, "created": 0, "unchanged": 3}
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_runs_of_dates_find_exactly_the_stored_keys(total_ar, organization, party):
+    """The classify statement reads each series' stored rows in runs of close dates: dense
+    dates, scattered ones, and stored neighbours the file does not name (which must be
+    neither counted nor touched) end as the portable engine ends."""
+    from metrics.models import MetricDefinition
+
+    MetricDefinition.objects.create(uid="party_m", name="P", context_type="PARTY")
+    MetricDefinition.objects.create(uid="party_y", name="Y", context_type="PARTY")
+    rng = random.Random(5)
+    dense = [DAY + timedelta(days=n) for n in range(60)]
+    scattered = sorted(
+        {
+            date(1900 + rng.randrange(290), 1, 1) + timedelta(days=rng.randrange(365))
+            for _ in range(30)
+        }
+        - set(dense)
+    )
+    months = [date(2000 + n // 12, n % 12 + 1, 1) for n in range(0, 300, 7)]
+    years = [date(1950 + n, 1, 1) for n in range(0, 200, 9)]
+    series = [
+        ("ORGANIZATION", organization.uid, "total_ar", "day", dense + scattered),
+        ("PARTY", party.uid, "party_m", "month", months),
+        ("PARTY", party.uid, "party_y", "year", years),
+    ]
+
+    def stored_row(context_type, entity, metric, unit, day, value):
+        MetricValue.objects.create(
+            metric=MetricDefinition.objects.get(uid=metric),
+            context_type=context_type,
+            entity_uid=entity,
+            time_unit=unit,
+            metric_date=day,
+            value=value,
+            timezone="UTC",
+        )
+
+    lines = []
+    for context_type, entity, metric, unit, days in series:
+        for n, day in enumerate(days):
+            kind = rng.choice(["new", "same", "changed", "neighbour"])
+            if kind in ("same", "changed"):
+                stored_row(context_type, entity, metric, unit, day, n if kind == "same" else n + 1)
+            if kind == "neighbour":  # stored, between the file's dates, not in the file
+                stored_row(context_type, entity, metric, unit, day, n)
+                continue
+            lines.append(f"{context_type},{entity},{metric},{unit},{day.isoformat()},{n},UTC,\n")
+    rng.shuffle(lines)
+    text = HEAD + "".join(lines)
+    before = {v.uid: (v.value, v.updated_at) for v in MetricValue.objects.all()}
+
+    counts = {
+        (engine, size): Importer(engine=engine, batch_size=size, dry_run=True)
+        .run(CsvRows(io.StringIO(text)))
+        .counts
+        for engine in ("portable", "postgresql")
+        for size in (7, 10_000)
+    }
+    assert len({tuple(sorted(c.items())) for c in counts.values()}) == 1
+    summary = _import(text)
+    assert summary.counts == counts["postgresql", 10_000]
+    assert 0 not in (
+        summary.counts["created"],
+        summary.counts["updated"],
+        summary.counts["unchanged"],
+    )
+    after = {v.uid: (v.value, v.updated_at) for v in MetricValue.objects.all()}
+    changed = {uid for uid in before if after[uid] != before[uid]}
+    assert len(changed) == summary.counts["updated"]
+    assert len(after) == len(before) + summary.counts["created"]
+    assert _import(text).counts["unchanged"] == len(lines)

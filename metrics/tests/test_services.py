@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from metrics import services
+from metrics.constants import StorageUnit, ValueType
 from metrics.exceptions import DuplicateValue
-from metrics.models import MetricValue
+from metrics.models import MetricDefinition, MetricValue
 from metrics.services import EntityRef
 
 
@@ -204,3 +205,56 @@ def test_metadata_size_limit_is_on_the_serialized_form():
 def test_negative_zero_becomes_zero(raw):
     number = services.normalize_value(raw)
     assert number == 0 and not number.is_signed()
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("0", True),
+        ("007", True),
+        ("9" * 18, True),
+        ("1" + "0" * 18, False),  # 10^18: over the limit
+        ("", False),
+        ("-5", False),
+        ("+5", False),
+        (" 5", False),
+        ("5.0", False),
+        ("1e3", False),
+        ("\u0663", False),  # an Arabic-Indic digit
+        ("\u00b2", False),  # a superscript two: isdigit() is true
+        (5, False),
+        (Decimal(5), False),
+        (None, False),
+    ],
+)
+def test_plain_whole_numbers_are_what_normalize_value_keeps_whole(raw, plain):
+    assert services.is_plain_whole_number(raw) is plain
+    if plain:
+        number = services.normalize_value(raw)
+        assert number == int(raw) and number == number.to_integral_value() and number >= 0
+
+
+@pytest.mark.parametrize("value_type", ValueType.values)
+@pytest.mark.parametrize("storage_unit", StorageUnit.values)
+def test_value_rules_look_only_at_wholeness_and_sign(value_type, storage_unit):
+    """The importer judges every whole, non-negative value by the verdict on 1; a rule on
+    anything else (a magnitude, say) must fail here first."""
+    definition = MetricDefinition(value_type=value_type, storage_unit=storage_unit)
+    verdict = services.value_errors_for_definition(Decimal(1), definition)
+    for text in ("0", "1", "2", "100", "4123456", "9" * 18):
+        value = services.normalize_value(text)
+        assert services.value_errors_for_definition(value, definition) == verdict
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"a": "x\u0000"}, {"\u0000": 1}, {"a": [{"b": "\u0000"}]}, {"a": {"b\u0000c": None}}],
+)
+def test_metadata_may_not_hold_nul(metadata):
+    with pytest.raises(ValidationError, match="NUL"):
+        services.normalize_metadata(metadata)
+
+
+def test_metadata_may_hold_an_escaped_backslash_u0000():
+    """The six characters ``\\u0000`` are text, not U+0000."""
+    assert services.normalize_metadata({"a": "\\u0000"}) == {"a": "\\u0000"}
