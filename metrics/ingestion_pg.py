@@ -275,6 +275,35 @@ FROM matched
 """  # noqa: S608
 
 
+def _compare_statement(on_conflict: str) -> str:
+    """Read-only: what ``_classify_statement`` would find, without its writes — for the
+    round of a re-run, where nothing is new or different and the write steps would only
+    walk the round again. Rows that failed a check, conflicts (``error``) and counts:
+    (0, 0, stored and different, stored), plus whether any row is new; the caller runs
+    ``_classify_statement`` when there is anything to write.
+    """
+    conflicts = (
+        "\nUNION ALL\nSELECT 'conflict', ln, NULL, 0, 0, 0, 0 FROM matched WHERE stored"
+        if on_conflict == OnConflict.ERROR
+        else ""
+    )
+    return f"""
+WITH {_checked_cte()}, {_stored_cte()}, matched AS (
+    SELECT c.ln, e.uid IS NOT NULL AS stored,
+           (e.value = c.value AND e.timezone = c.timezone AND e.metadata = c.metadata) AS same
+    FROM checked c
+    LEFT JOIN stored e ON e.entity_uid = c.entity_uid AND e.metric_id = c.metric_id
+        AND e.time_unit = c.time_unit AND e.metric_date = c.metric_date
+    WHERE c.valid AND c.problem IS NULL
+)
+{_PROBLEMS}{conflicts}
+UNION ALL
+SELECT 'counts', 0, NULL, count(*) FILTER (WHERE NOT stored), 0,
+       count(*) FILTER (WHERE stored AND NOT same), count(*) FILTER (WHERE stored)
+FROM matched
+"""  # noqa: S608
+
+
 def _on_conflict_statement(on_conflict: str) -> str:
     """The race-proof form: ``INSERT … ON CONFLICT`` decides every key under the unique
     index's own locking. Slower (speculative insertion, a result row per write), so only
@@ -598,16 +627,23 @@ class _RoundWriter:
     """Writes one round of the stage table with the cheapest statement that is still
     decided by the database.
 
-    Rounds go through ``_insert_statement`` while the rows keep coming out new, else
-    through ``_classify_statement``; each runs in a savepoint, and a round whose statement
-    lost a race (the unique constraint, named, refused the ``INSERT``; an ``UPDATE`` found
-    a row gone) is rolled back to it and redone by ``_on_conflict_statement``.
+    Rounds go through ``_insert_statement`` while the rows keep coming out new; through
+    ``_compare_statement`` (read-only) while they keep coming out with nothing to write
+    (a re-run); else, or when the comparison finds something to write, through
+    ``_classify_statement``. The writing statements run in a savepoint, and a round whose
+    statement lost a race (the unique constraint, named, refused the ``INSERT``; an
+    ``UPDATE`` found a row gone) is rolled back to it and redone by
+    ``_on_conflict_statement``. A comparison decides nothing that a write could get
+    wrong: it reports rows as they are in its snapshot, as the classify statement does
+    for the rows it leaves alone.
     """
 
     def __init__(self, importer, summary):
         on_conflict = importer.on_conflict
         self.on_conflict = on_conflict
+        self.update = on_conflict == OnConflict.UPDATE
         self.insert = _insert_statement()
+        self.compare = _compare_statement(on_conflict)
         self.classify = _classify_statement(on_conflict)
         self.fallback = _on_conflict_statement(on_conflict)
         self.params = {
@@ -618,11 +654,14 @@ class _RoundWriter:
         self.summary = summary
         #: Insert without probing: true while the last round held only new keys.
         self.expect_new = True
+        #: Compare before writing: true while the last round had nothing to write.
+        self.expect_unchanged = True
         self.statistics_checked = False
 
     def write(self, cursor) -> list[tuple]:
         """→ the answering statement's rows, each prefixed with its name (``inserted``,
-        ``classified``, ``on_conflict``): their ``counts`` rows differ."""
+        ``compared``, ``classified``, ``on_conflict``): their ``counts`` rows differ (a
+        comparison's read like a classification that wrote nothing)."""
         params = {**self.params, "now": django_timezone.now()}
         if self.expect_new:
             try:
@@ -634,15 +673,25 @@ class _RoundWriter:
                     raise
                 self.expect_new = False
         self._ensure_statistics(cursor)
+        if self.expect_unchanged:
+            cursor.execute(self.compare, params)
+            rows = cursor.fetchall()
+            for kind, _line, _problem, new, _zero, different, _stored in rows:
+                if kind == "counts" and (new or (different and self.update)):
+                    self.expect_unchanged = False
+                    break
+            else:
+                return [("compared", *row) for row in rows]
         try:
             with transaction.atomic():
                 cursor.execute(self.classify, params)
                 rows = cursor.fetchall()
-                for kind, _line, _problem, _created, updated, planned, stored in rows:
+                for kind, _line, _problem, created, updated, planned, stored in rows:
                     if kind == "counts":
                         if updated != planned:
                             raise _LostRace
                         self.expect_new = stored == 0
+                        self.expect_unchanged = created == updated == 0
                 return [("classified", *row) for row in rows]
         except IntegrityError as exc:
             if violated_constraint(exc, MetricValue) != METRIC_VALUE_UNIQUE_CONSTRAINT:
@@ -730,7 +779,7 @@ def _write_batch(staged: StagedBatch, writer: _RoundWriter, importer, summary) -
             for statement, kind, line, problem, n1, n2, n3, n4 in writer.write(cursor):
                 if kind == "counts":
                     counts[Status.CREATED] += n1
-                    if statement == "classified":
+                    if statement in ("classified", "compared"):
                         # n2 updated, n4 stored: the stored rows not updated were left
                         # alone (unchanged or skipped), or are conflicts.
                         counts[Status.UPDATED] += n2

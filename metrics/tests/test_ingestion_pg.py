@@ -21,6 +21,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from django.db import connection
+from django.db.models.expressions import RawSQL
 
 from metrics import ingestion
 from metrics.ingestion import CsvRows, Importer, RowValidator
@@ -523,3 +524,51 @@ def test_runs_of_dates_find_exactly_the_stored_keys(total_ar, organization, part
     assert len(changed) == summary.counts["updated"]
     assert len(after) == len(before) + summary.counts["created"]
     assert _import(text).counts["unchanged"] == len(lines)
+
+
+def _row_versions() -> dict:
+    """metric_date → the row version's transaction id (changes with every write)."""
+    rows = MetricValue.objects.annotate(version=RawSQL("xmin::text", ()))
+    return dict(rows.values_list("metric_date", "version"))
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.parametrize("on_conflict", ["update", "skip"])
+def test_a_rerun_compares_without_writing_and_writes_where_something_changed(
+    total_ar, organization, monkeypatch, on_conflict
+):
+    """A re-run's rounds go through the read-only comparison; a round with a changed value
+    goes on to the classify statement (which, for ``update``, writes it), and the rounds
+    after it return to comparing once one again has nothing to write. No other row gets a
+    new version."""
+    from metrics.ingestion_pg import _RoundWriter
+
+    days = [DAY + timedelta(days=n) for n in range(50)]
+    _import(HEAD + "".join(_line(organization, day, n) for n, day in enumerate(days)))
+    versions = _row_versions()
+    changed = days[25]  # the third batch of ten
+    text = HEAD + "".join(
+        _line(organization, day, n + (day == changed)) for n, day in enumerate(days)
+    )
+    statements = []
+    write = _RoundWriter.write
+
+    def recording(self, cursor):
+        rows = write(self, cursor)
+        statements.append(rows[-1][0])
+        return rows
+
+    monkeypatch.setattr(_RoundWriter, "write", recording)
+    summary = _import(text, batch_size=10, on_conflict=on_conflict)
+
+    if on_conflict == "update":
+        assert statements == ["compared", "compared", "classified", "classified", "compared"]
+        assert summary.counts["updated"] == 1 and summary.counts["unchanged"] == 49
+    else:
+        assert statements == ["compared"] * 5
+        assert summary.counts["skipped"] == 50
+    after = _row_versions()
+    rewritten = {day for day in days if after[day] != versions[day]}
+    assert rewritten == ({changed} if on_conflict == "update" else set())
