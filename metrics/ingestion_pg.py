@@ -187,7 +187,7 @@ SELECT 'counts', 0, NULL, (SELECT count(*) FROM checked WHERE valid AND problem 
 
 #: A run of consecutive dates of one series, read with one range scan of the unique index,
 #: spans at most this many steps of its time unit (``_stored_cte``).
-_RUN_STEPS = 32
+_RUN_STEPS = 16
 #: Days a step of each time unit spans at most (a month, 31; a year, 366).
 _UNIT_DAYS = f"""CASE time_unit WHEN '{TimeUnit.DAY}' THEN 1 WHEN '{TimeUnit.MONTH}' THEN 31
     ELSE 366 END"""
@@ -204,10 +204,14 @@ def _stored_cte() -> str:
     dates. So the round's keys are grouped into runs — one series, dates within the same
     window of ``_RUN_STEPS`` steps of its unit — and each run is read as one range scan
     from its first date to its last: a file of consecutive dates costs one descent per
-    run, not per row, and scattered dates cost one each (a run of one), reading at most
-    ``_RUN_STEPS`` entries for any run. ``OFFSET 0`` keeps each scan in its loop (an
-    index scan per run), whatever the planner guesses of the stage table, which has no
-    statistics.
+    run, not per row, and scattered dates cost one each (a run of one). The price: a run
+    also reads the stored rows between its dates that the file does not name — at most
+    ``_RUN_STEPS`` per run, so a file that samples a dense series sparsely (one date in
+    ten, say) reads up to that many rows for each of its own. 16 steps keep that bound
+    low and cost a 20-day batch of a daily series 2 or 3 descents instead of 20 (32 steps
+    measured 2% faster on such a file, 8 steps 7% slower). ``OFFSET 0`` keeps each scan
+    in its loop (an index scan per run), whatever the planner guesses of the stage table,
+    which has no statistics.
     """
     return f"""
 runs AS MATERIALIZED (

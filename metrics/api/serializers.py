@@ -218,7 +218,8 @@ class MetadataField(serializers.JSONField):
 def _metadata_field(**kwargs) -> MetadataField:
     return MetadataField(
         help_text="A JSON object (calculation context for audit), at most 16 KiB "
-        "serialized. `null` or omitted means `{}`.",
+        "serialized, 64 levels deep, finite numbers only, no U+0000 in any key or string "
+        "(PostgreSQL's jsonb cannot store it). `null` or omitted means `{}`.",
         **kwargs,
     )
 
