@@ -17,8 +17,9 @@ Items are applied as if one at a time, in order: a key repeated inside one call 
 conflicts with its earlier occurrence exactly as with a stored row, so results never
 depend on the batch size.
 
-Validation has a shortcut for the common row (``RowValidator._fast``) built only from the
-shared rule functions (``normalize_value``, ``value_errors_for_definition``,
+Validation has a shortcut for the common row (``RowValidator.fast``) built only from the
+shared rule functions (``normalize_value`` or, for plain digits,
+``is_plain_whole_number``, ``value_errors_for_definition``,
 ``metric_date_errors``, the serializer's own date field, ``normalize_metadata``, a
 memoised ``metric_value_build`` verdict per metric and context). It may only *accept*:
 anything it is unsure of goes through the serializer and ``metric_value_build``, which
@@ -33,7 +34,8 @@ Two writers share everything above: the portable one here (SQLite, and the bulk 
 everywhere: a bounded number of queries per call) and the PostgreSQL fast path for files
 (``metrics.ingestion_pg``: ``COPY`` into a temporary table, then per batch one statement
 that re-checks entity and metric in SQL and writes — a plain ``INSERT`` while rows are
-new, a probe of the unique index otherwise, ``INSERT … ON CONFLICT`` after a lost race).
+new, a lookup of the stored rows otherwise (read-only while nothing changes),
+``INSERT … ON CONFLICT`` after a lost race).
 """
 
 from __future__ import annotations

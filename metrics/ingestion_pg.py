@@ -10,13 +10,16 @@ table with a binary ``COPY``; then one statement per round checks and writes the
 - the write, by the cheapest statement the database still decides:
   ``_insert_statement`` — a plain ``INSERT … SELECT`` without looking for stored keys —
   while rounds keep coming out all new (a first import); else ``_classify_statement`` —
-  one probe of the unique index per row sorts it into new / stored and identical /
-  stored and different, then a plain ``INSERT`` of the new and an ``UPDATE`` of the
-  different: an identical row is never written (no lock, no new version, no
-  ``updated_at`` change);
-- each in a savepoint. A stored key makes the unique constraint (checked by name) refuse
-  the plain ``INSERT``: the round goes to the classify statement. A writer racing the
-  classify statement (a key inserted, or a row deleted, between its probe and its
+  the stored rows, read with one range scan of the unique index per run of close dates
+  (``_stored_cte``), sort the round into new / stored and identical / stored and
+  different, then a plain ``INSERT`` of the new and an ``UPDATE`` of the different: an
+  identical row is never written (no lock, no new version, no ``updated_at`` change).
+  While rounds keep coming out with nothing to write (a re-run), ``_compare_statement``
+  does the same reading without the write steps, and hands a round with anything to
+  write on to the classify statement;
+- the writes each in a savepoint. A stored key makes the unique constraint (checked by
+  name) refuse the plain ``INSERT``: the round goes on to the lookup. A writer racing the
+  classify statement (a key inserted, or a row deleted, between its lookup and its
   write) makes the constraint refuse it or the ``UPDATE`` miss: the round is redone by
   ``_on_conflict_statement``, ``INSERT … ON CONFLICT``, which decides every key under
   the index's own locking (``ImportSummary.races`` counts these).
@@ -710,7 +713,7 @@ class _RoundWriter:
         """``ANALYZE`` the values table once per run if it has no statistics yet.
 
         Without them the planner cannot tell the unique index from the (metric, unit,
-        date) one for the classify probe, picks the smaller, and each probe then walks
+        date) one for the lookup of stored rows, picks the smaller, and each scan walks
         every entity of that date: 30× slower. Autovacuum analyzes a table only a while
         after a bulk load (or never, where it is off), and PostgreSQL's own advice for
         bulk loads is to ``ANALYZE`` (it samples a bounded number of rows; a non-owner
