@@ -227,14 +227,13 @@ class JsonText(str):
     __slots__ = ()
 
 
-_uuid_cache: dict[str, tuple[UUID, str, bytes]] = {}
+_uuid_cache: dict[str, tuple[UUID, str]] = {}
 
 
-def _parse_uuid(raw: object) -> tuple[UUID, str, bytes] | None:
-    """→ (UUID, canonical text, 16 bytes); memoised, as a file repeats each entity many
-    times."""
+def _parse_uuid(raw: object) -> tuple[UUID, str] | None:
+    """→ (UUID, canonical text); memoised, as a file repeats each entity many times."""
     if raw.__class__ is UUID:
-        return raw, str(raw), raw.bytes
+        return raw, str(raw)
     if not isinstance(raw, str):
         return None
     found = _uuid_cache.get(raw)
@@ -242,7 +241,7 @@ def _parse_uuid(raw: object) -> tuple[UUID, str, bytes] | None:
         if not _UUID_TEXT.match(raw):
             return None
         parsed = UUID(raw)
-        found = (parsed, str(parsed), parsed.bytes)
+        found = (parsed, str(parsed))
         if len(_uuid_cache) > 100_000:
             _uuid_cache.clear()
         _uuid_cache[raw] = found
