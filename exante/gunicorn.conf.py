@@ -48,6 +48,10 @@ max_requests = _env_int("GUNICORN_MAX_REQUESTS", 10000)
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 500)
 # Heartbeat files on tmpfs: a worker blocked on a disk-backed /tmp would look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+# The largest request line gunicorn allows (its default is 4094): URLs up to it reach the
+# app, which answers a URL over API_MAX_URL_LENGTH with a 414 in the JSON envelope. Only a
+# request line past this limit gets gunicorn's own plain 414.
+limit_request_line = 8190
 # Trust X-Forwarded-* only from the load balancer's addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Several servers on one host (tests, benchmarks, blue/green) must not fight over one socket.

@@ -46,6 +46,9 @@ RESERVED_METRIC_UIDS = frozenset({"values", "bulk"})
 VALUE_MAX_DIGITS = 24
 VALUE_DECIMAL_PLACES = 6
 VALUE_LIMIT = Decimal(10) ** 18
+#: The only text a value may be given as: ASCII digits, an optional sign and fraction; no
+#: spaces, no exponent, no other script's digits. The OpenAPI schema publishes this pattern.
+NUMERIC_STRING_PATTERN = r"^[+-]?[0-9]+(\.[0-9]+)?$"
 VALUE_QUANTUM = Decimal(1).scaleb(-VALUE_DECIMAL_PLACES)
 
 MIN_METRIC_DATE = date(1900, 1, 1)

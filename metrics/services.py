@@ -31,6 +31,7 @@ from .constants import (
     METRIC_DEFINITION_UID_CONSTRAINT,
     METRIC_VALUE_UNIQUE_CONSTRAINT,
     MIN_METRIC_DATE,
+    NUMERIC_STRING_PATTERN,
     VALUE_LIMIT,
     VALUE_QUANTUM,
     StorageUnit,
@@ -41,7 +42,7 @@ from .exceptions import DuplicateMetric, DuplicateValue, MetricInUse
 from .models import MetricDefinition, MetricValue
 from .selectors import entity_organization_timezone
 
-_NUMERIC_STRING = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMERIC_STRING = re.compile(NUMERIC_STRING_PATTERN)
 
 #: Fields of a definition that change the meaning of stored values.
 DEFINITION_IMMUTABLE_FIELDS = (
@@ -79,12 +80,13 @@ def normalize_value(raw: object) -> Decimal:
     elif isinstance(raw, float):
         number = Decimal(repr(raw))
     elif isinstance(raw, str):
-        text = raw.strip()
-        if not _NUMERIC_STRING.match(text):
+        if not _NUMERIC_STRING.match(raw):
             raise ValidationError(
-                "Enter a number; %(value)r is not numeric.", params={"value": raw[:50]}
+                "Enter a number; %(value)r is not numeric (a numeric string is ASCII "
+                "digits with an optional sign and fraction: no spaces, no exponent).",
+                params={"value": raw[:50]},
             )
-        number = Decimal(text)
+        number = Decimal(raw)
     else:
         raise ValidationError("Enter a number.")
     if not number.is_finite():

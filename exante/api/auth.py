@@ -5,7 +5,9 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.tokens import UntypedToken
 
+from .authentication import BearerJWTAuthentication
 from .schema import error_response
 from .serializers import StrictFieldsMixin
 
@@ -19,7 +21,14 @@ class TokenRefreshSerializer(StrictFieldsMixin, jwt_serializers.TokenRefreshSeri
 
 
 class TokenVerifySerializer(StrictFieldsMixin, jwt_serializers.TokenVerifySerializer):
-    pass
+    """A token is valid only while its user is, exactly as every other endpoint judges it
+    (the authentication class's own user check): a deactivated or deleted user's token
+    is a 401 here too."""
+
+    def validate(self, attrs):
+        answer = super().validate(attrs)
+        BearerJWTAuthentication().get_user(UntypedToken(attrs["token"]))
+        return answer
 
 
 class LogoutSerializer(StrictFieldsMixin, jwt_serializers.TokenBlacklistSerializer):
@@ -79,7 +88,11 @@ class TokenVerifyView(_PublicTokenView, jwt_views.TokenVerifyView):
         tags=["auth"],
         operation_id="auth_token_verify",
         summary="Verify a JWT",
-        description="200 with an empty object when the token is valid; 401 otherwise.",
+        description=(
+            "200 with an empty object when the token is valid and its user exists and is "
+            "active; 401 otherwise (expired, malformed, blacklisted, or a deactivated "
+            "user: the same answer any other endpoint gives that token)."
+        ),
         responses={200: EmptySerializer, 401: error_response(401)},
     )
     def post(self, request, *args, **kwargs):

@@ -11,6 +11,14 @@ from django.views.decorators.csrf import csrf_exempt
 RETRY_AFTER_SECONDS = 5
 
 
+def encodable(text: str) -> str:
+    """``text`` as it can be written in a UTF-8 answer: a lone surrogate (input that is no
+    character) becomes its escape instead of breaking the encoder."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_envelope(
     status_code: int,
     code: str,
@@ -18,11 +26,19 @@ def error_envelope(
     errors: dict | None = None,
     data: object = None,
 ) -> dict:
-    """The one shape of every error body (spec §2.1)."""
+    """The one shape of every error body. Messages may quote the request, so they are made
+    encodable here, once for every error."""
+    if errors:
+        errors = {
+            encodable(str(field)): [
+                encodable(str(text)) for text in ([texts] if isinstance(texts, str) else texts)
+            ]
+            for field, texts in errors.items()
+        }
     return {
         "status": "error",
         "status_code": status_code,
-        "message": message,
+        "message": encodable(message),
         "code": code,
         "errors": errors,
         "data": data,

@@ -79,6 +79,8 @@ MIDDLEWARE = [
     "exante.api.middleware.RequestIDMiddleware",
     # Outermost after the request id: times and logs every response, 503s included.
     "exante.observability.AccessLogMiddleware",
+    # Before anything reads the body or queries: URL length, identifiers, chunked bodies.
+    "exante.api.middleware.RequestFramingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "exante.api.middleware.DatabaseUnavailableMiddleware",
@@ -199,9 +201,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Request bodies: the JSON parser enforces its own limit and answers 413 past it.
+# Request bodies: the JSON parser enforces the limit while reading and answers 413 past
+# it; bulk calls take the larger one.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
 API_MAX_BULK_BODY_BYTES = env_int("API_MAX_BULK_BODY_BYTES", 16 * 1024 * 1024)
+# Path and query of an API URL, in characters; longer is a 414 in the envelope. Keep it
+# below the server's request-line limit (gunicorn.conf.py), past which the server answers.
+API_MAX_URL_LENGTH = env_int("API_MAX_URL_LENGTH", 4096)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BULK_BODY_BYTES
 
 # --- Django REST framework --------------------------------------------------------------

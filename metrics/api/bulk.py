@@ -14,7 +14,7 @@ from exante.observability import record_ingested
 from ..constants import ContextType, TimeUnit
 from ..ingestion import OnConflict as OnConflictChoice
 from ..ingestion import Status, metric_values_bulk_ingest
-from .serializers import MetadataField, StrictDateField, ValueInputField
+from .serializers import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
 
 MAX_ITEMS = 5000
 
@@ -28,7 +28,7 @@ class BulkRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     )
     dry_run = StrictBooleanField(required=False, default=False)
     items = serializers.ListField(
-        child=serializers.JSONField(), min_length=1, max_length=MAX_ITEMS, allow_empty=False
+        child=ParsedJSONField(), min_length=1, max_length=MAX_ITEMS, allow_empty=False
     )
 
 
@@ -217,7 +217,7 @@ class MetricValueBulkView(APIView):
     """Spec §3.4. Tenancy and roles are checked per item by the service."""
 
     api_scope = "metrics"
-    max_body_bytes = settings.API_MAX_BULK_BODY_BYTES
+    max_body_setting = "API_MAX_BULK_BODY_BYTES"
 
     def post(self, request, *args, **kwargs):
         body = BulkRequestSerializer(data=request.data)

@@ -15,6 +15,7 @@ from exante.api.serializers import StrictBooleanField, StrictCharField, StrictFi
 
 from ..constants import (
     METRIC_UID_PATTERN,
+    NUMERIC_STRING_PATTERN,
     RESERVED_METRIC_UIDS,
     ContextType,
     PeriodDefinition,
@@ -194,25 +195,31 @@ class _NumberSchema(RawValueField):
 
 @extend_schema_field(
     {
-        "oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^[+-]?\d*\.?\d+$"}],
-        "description": 'A JSON number or a numeric string such as `"1234.50"`.',
+        "oneOf": [{"type": "number"}, {"type": "string", "pattern": NUMERIC_STRING_PATTERN}],
+        "description": 'A JSON number or a numeric string such as `"1234.50"` (ASCII '
+        "digits, optional sign and fraction; no spaces or exponent).",
     }
 )
 class ValueInputField(RawValueField):
     pass
 
 
-@extend_schema_field({"type": "object", "additionalProperties": True})
-class MetadataField(serializers.JSONField):
-    """Any JSON here; that it is an object of at most 16 KiB is checked by the service.
+class ParsedJSONField(serializers.JSONField):
+    """Any JSON value, taken as the body's parser produced it.
 
     DRF's field re-serializes the input with ``json.dumps`` to check it, which fails on the
     ``Decimal`` numbers our parser produces (``{"rate": 0.5}``); the body already is JSON,
-    and ``normalize_metadata`` turns those numbers into plain ones.
+    and the service that reads the value decides what it may be.
     """
 
     def to_internal_value(self, data):
         return data
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetadataField(ParsedJSONField):
+    """Any JSON here; that it is an object of at most 16 KiB is checked by the service
+    (``normalize_metadata`` also turns the parser's decimals into plain numbers)."""
 
 
 def _metadata_field(**kwargs) -> MetadataField:

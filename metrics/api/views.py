@@ -245,12 +245,10 @@ class MetricValueScopePermission(ApiScopePermission):
 
 
 class _MetricValueViewMixin:
-    """What every metric value view shares: the scope name API keys are checked against,
-    and a body limit that fits one value (a 16 KiB ``_metadata`` and the rest)."""
+    """What every metric value view shares: the scope name API keys are checked against."""
 
     api_scope = "metrics"
     permission_classes = [MetricValueScopePermission]
-    max_body_bytes = 64 * 1024
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
 

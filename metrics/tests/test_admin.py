@@ -303,7 +303,7 @@ def test_add_rounds_like_the_api(superuser_client, make_definition, organization
         ({"metric_date": "2025-03-15"}, "metric_date", "use 2025-03-01"),
         ({"value": "12.5"}, "value", "whole number"),
         ({"value": "abc"}, "value", "not numeric"),
-        ({"value": "1e18"}, "value", "10^18"),
+        ({"value": "1000000000000000000"}, "value", "10^18"),
         ({"timezone": "Mars/Olympus"}, "timezone", "not a known IANA"),
         ({"context_type": "PARTY"}, "entity_uid", "No party has this uid"),
     ],

@@ -35,11 +35,12 @@ def build(definition, entity, **overrides):
     [
         (1, Decimal("1.000000")),
         ("1234.50", Decimal("1234.500000")),
-        (" 7 ", Decimal("7.000000")),
+        ("-7", Decimal("-7.000000")),
+        ("+0.5", Decimal("0.500000")),
         (Decimal("0.0000005"), Decimal("0.000000")),  # half-even: 5 after an even 0
         (Decimal("0.0000015"), Decimal("0.000002")),
         (Decimal("-2.5000005"), Decimal("-2.500000")),
-        ("1e3", Decimal("1000.000000")),
+        (Decimal("1E+3"), Decimal("1000.000000")),
         (Decimal("999999999999999999.9999994"), Decimal("999999999999999999.999999")),
     ],
 )
@@ -64,6 +65,16 @@ def test_normalize_value_accepts_and_rounds(raw, expected):
         Decimal("-1E18"),
         "1e400",
         Decimal("999999999999999999.9999995"),
+        # Numeric text is ASCII digits with an optional sign and fraction, nothing else.
+        " 12 ",
+        "1e5",
+        "١٢٣",
+        "１２３",
+        ".5",
+        "5.",
+        "+-1",
+        "0x10",
+        "1_000",
     ],
 )
 def test_normalize_value_rejects(raw):

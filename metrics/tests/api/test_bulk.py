@@ -288,9 +288,7 @@ def test_more_than_5000_items_is_400(editor_client, organization):
 
 @pytest.mark.django_db
 def test_body_over_the_bulk_limit_is_413(editor_client, settings):
-    from metrics.api.bulk import MetricValueBulkView
-
-    limit = MetricValueBulkView.max_body_bytes
+    limit = settings.API_MAX_BULK_BODY_BYTES
     response = editor_client.post(
         URL, b'{"items": ["' + b"x" * limit + b'"]}', content_type="application/json"
     )

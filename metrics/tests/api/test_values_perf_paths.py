@@ -333,7 +333,7 @@ def test_a_bad_body_for_an_unknown_or_invisible_entity_is_404(
     ("raw", "content_type", "status"),
     [
         (b'{"metric_uid": ', "application/json", 400),
-        (json.dumps({"x": "y" * 70_000}).encode(), "application/json", 413),
+        (json.dumps({"x": "y" * (1024 * 1024)}).encode(), "application/json", 413),
         (b"metric_uid=total_ar", "application/x-www-form-urlencoded", 415),
     ],
 )
