@@ -108,6 +108,7 @@ def _string_problem(text: str, invalid_bytes: bool) -> str | None:
 def _first_problem(node, path: str, depth: int, invalid_bytes: bool) -> str | None:
     """The first rule that ``node`` (found at ``path``, ``depth`` containers deep) or
     anything inside it breaks, as a message naming where; ``None`` when it is clean."""
+    root = path
     stack = [(node, path, depth)]
     while stack:
         node, path, depth = stack.pop()
@@ -116,7 +117,7 @@ def _first_problem(node, path: str, depth: int, invalid_bytes: bool) -> str | No
                 return f"{path} {problem}"
         elif isinstance(node, dict):
             if depth > MAX_DEPTH:
-                return f"{path} is nested deeper than {MAX_DEPTH} levels."
+                return f"{root} is nested deeper than {MAX_DEPTH} levels."
             if isinstance(node, _Duplicated):
                 key = _printable(node.duplicates[0])
                 return f"{path}: the key {key!r} appears more than once."
@@ -126,7 +127,7 @@ def _first_problem(node, path: str, depth: int, invalid_bytes: bool) -> str | No
                 stack.append((child, f"{path}.{key}", depth + 1))
         elif isinstance(node, list):
             if depth > MAX_DEPTH:
-                return f"{path} is nested deeper than {MAX_DEPTH} levels."
+                return f"{root} is nested deeper than {MAX_DEPTH} levels."
             stack.extend((child, f"{path}.{index}", depth + 1) for index, child in enumerate(node))
         elif isinstance(node, _Overlong):
             return f"{path} is an integer of {node.digits} digits; at most {MAX_INTEGER_DIGITS}."
@@ -136,7 +137,7 @@ def _first_problem(node, path: str, depth: int, invalid_bytes: bool) -> str | No
 def _body_errors(data, invalid_bytes: bool) -> dict[str, list[str]]:
     """Field → messages for every top-level field that breaks a rule of the body."""
     if not isinstance(data, dict):
-        problem = _first_problem(data, "The body", 1, invalid_bytes)
+        problem = _first_problem(data, "body", 1, invalid_bytes)
         return {_NON_FIELD: [problem]} if problem else {}
     errors: dict[str, list[str]] = {}
     if isinstance(data, _Duplicated):
