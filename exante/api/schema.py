@@ -10,16 +10,30 @@ from rest_framework.permissions import AllowAny
 from .serializers import StrictFieldsMixin
 
 ERROR_DESCRIPTIONS = {
-    "400": "Invalid input (`validation_error`); `errors` maps each field to its messages.",
+    "400": "Invalid input (`validation_error`); `errors` maps each field to its messages. "
+    "Every body is read strictly, the same way on every endpoint: UTF-8 JSON only; a string "
+    "holding bytes that are not UTF-8, a lone surrogate escape (`\\ud800`) or a NUL, a key "
+    "given twice in one object, nesting deeper than 32 levels, or an integer literal of "
+    "more than 40 digits is refused naming the top-level field that holds it; "
+    "`non_field_errors` only when the bytes are not JSON at all.",
     "401": "Missing (`not_authenticated`) or invalid, expired or revoked credentials "
     "(`authentication_failed`); sent with `WWW-Authenticate: Bearer`.",
     "403": "Authenticated, but the role or API key scope does not allow this "
     "(`permission_denied`).",
     "404": "Not found, or not visible to the caller (`not_found`); the two are "
-    "indistinguishable by design.",
+    "indistinguishable by design. A path segment that cannot be an identifier (a NUL, more "
+    "than 255 characters) is the same 404, answered before any lookup.",
     "409": "Conflicts with existing data.",
-    "413": "The request body is larger than the limit (`payload_too_large`).",
-    "415": "The body is not `application/json` (`unsupported_media_type`).",
+    "411": "A `Transfer-Encoding: chunked` body that the server could not read whole "
+    "(`length_required`); send it with `Content-Length`. Behind gunicorn chunked bodies "
+    "are read whole.",
+    "413": "The request body is larger than the limit (`payload_too_large`): "
+    "`API_MAX_BODY_BYTES` (default 1 MiB), or `API_MAX_BULK_BODY_BYTES` (default 16 MiB) "
+    "for bulk calls; refused from `Content-Length` before reading, else while reading.",
+    "414": "The URL's path and query are longer than `API_MAX_URL_LENGTH` (default 4096 "
+    "characters) (`uri_too_long`).",
+    "415": "The body is not `application/json`, or names a `charset` other than UTF-8 "
+    "(`unsupported_media_type`).",
     "429": "Rate limit exceeded (`throttled`); `Retry-After` says when to retry.",
     "500": "Unexpected server error (`server_error`); no details are disclosed.",
     "503": "The database is unreachable (`service_unavailable`); `Retry-After` is set.",
@@ -137,10 +151,10 @@ class EnvelopeAutoSchema(AutoSchema):
             responses["200"] = self._get_response_for_code(
                 {"type": "object", "additionalProperties": False}, "200", direction=direction
             )
-        codes = ["500", "503"]
+        codes = ["414", "500", "503"]
         has_body = self.method in ("POST", "PUT", "PATCH")
         if has_body:
-            codes += ["400", "413", "415"]
+            codes += ["400", "411", "413", "415"]
         elif self._is_list_view():
             codes.append("400")
         if self._requires_auth():
