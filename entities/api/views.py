@@ -24,7 +24,7 @@ from exante.api.schema import error_response
 from .. import services
 from ..filters import ApiKeyFilter, MemberFilter, OrganizationFilter, PartyFilter, UserFilter
 from ..models import ApiKey, Membership, Organization, Party, User
-from ..permissions import can_manage_organization, is_unrestricted_staff
+from ..permissions import can_manage_organization, is_unrestricted_staff, users_addable_by
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
@@ -393,8 +393,13 @@ _MEMBER_DETAIL_PARAMETERS = [
         summary="Add a member",
         description=(
             "Organization admins and staff add an existing user (`user_uid`) with a `role` "
-            "(default `viewer`). An unknown user is a 400 on `user_uid`; an existing member "
-            "is a 409 `duplicate_membership`."
+            "(default `viewer`). Staff may add any user; an organization admin only a user "
+            "who already shares one of the admin's organizations (through an API key: a "
+            "member of the key's organization). Any other uid is a 400 on `user_uid` worded "
+            "exactly like a uid that does not exist, so the answer never tells which users "
+            "exist; bring such a user in with an invitation "
+            "(`POST /api/organizations/{uid}/invitations`). An existing member is a 409 "
+            "`duplicate_membership`."
         ),
         parameters=_MEMBER_PARAMETERS,
         request=MemberCreateSerializer,
@@ -467,7 +472,7 @@ class MemberViewSet(
         serializer = MemberCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user_uid = serializer.validated_data["user_uid"]
-        user = User.objects.filter(uid=user_uid).first()
+        user = users_addable_by(request.user).filter(uid=user_uid).first()
         if user is None:
             message = NOT_FOUND.format(kind="user", uid=user_uid)
             raise ValidationError({"user_uid": [message]})

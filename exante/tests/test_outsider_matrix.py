@@ -388,12 +388,14 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
     ("GET", "/api/organizations/{organization_uid}/members"): entities(
         lambda w, ct: (f"/api/organizations/{w.acme.uid}/members", None), reads()
     ),
+    # The loner shares no organization with Acme's admin: only staff may add them directly
+    # (an admin invites them instead), and the admin's key hears "no such user".
     ("POST", "/api/organizations/{organization_uid}/members"): entities(
         lambda w, ct: (
             f"/api/organizations/{w.acme.uid}/members",
             {"user_uid": str(w.loner.uid), "role": "viewer"},
         ),
-        writes(201),
+        writes(201, admin_key=400),
     ),
     ("GET", "/api/organizations/{organization_uid}/members/{user_uid}"): entities(
         lambda w, ct: (f"/api/organizations/{w.acme.uid}/members/{w.editor.uid}", None), reads()
