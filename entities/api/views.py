@@ -536,8 +536,17 @@ _MANAGERS_ONLY = (
 )
 
 
-def _invitation_not_found(uid) -> NotFound:
-    return NotFound(_INVITATION_NOT_FOUND.format(uid=uid))
+class InvitationLookupMixin:
+    """``get_object`` by the path's ``invitation_uid`` through the view's queryset: one
+    outside it (another organization's, or not the caller's to answer) reads exactly like
+    one that does not exist."""
+
+    def get_object(self):
+        uid = self.kwargs["invitation_uid"]
+        invitation = self.get_queryset().filter(uid=uid).first()
+        if invitation is None:
+            raise NotFound(_INVITATION_NOT_FOUND.format(uid=uid))
+        return invitation
 
 
 @extend_schema_view(
@@ -585,6 +594,7 @@ def _invitation_not_found(uid) -> NotFound:
 )
 class InvitationViewSet(
     OrganizationScopedMixin,
+    InvitationLookupMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -609,13 +619,6 @@ class InvitationViewSet(
         return Invitation.objects.filter(organization=self.organization).select_related(
             "organization", "invited_by"
         )
-
-    def get_object(self):
-        uid = self.kwargs["invitation_uid"]
-        invitation = self.get_queryset().filter(uid=uid).first()
-        if invitation is None:
-            raise _invitation_not_found(uid)
-        return invitation
 
     def create(self, request, *args, **kwargs):
         serializer = InvitationCreateSerializer(data=request.data)
@@ -651,7 +654,7 @@ _INVITEE_404 = error_response(
         ),
     ),
 )
-class UserInvitationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class UserInvitationViewSet(InvitationLookupMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The caller's own pending invitations. No ``api_scope``: only the user in person
     answers an invitation, so a leaked key cannot join its user to an organization."""
 
@@ -665,13 +668,6 @@ class UserInvitationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Invitation.objects.open_for(self.request.user, django_timezone.now()).select_related(
             "organization", "invited_by"
         )
-
-    def get_object(self):
-        uid = self.kwargs["invitation_uid"]
-        invitation = self.get_queryset().filter(uid=uid).first()
-        if invitation is None:
-            raise _invitation_not_found(uid)
-        return invitation
 
     @extend_schema(
         operation_id="user_invitations_accept",
