@@ -1,4 +1,4 @@
-"""Admin for organizations, parties, users, memberships and API keys.
+"""Admin for organizations, parties, users, memberships, invitations and API keys.
 
 Writes go through ``entities.services`` (as the API's do). Each entity links to its metric
 values, and an entity that values still refer to cannot be deleted here (a value has no
@@ -19,9 +19,10 @@ from exante.admin_forms import DomainErrorAdminMixin, ServiceModelForm
 from exante.api.exceptions import DomainError
 from metrics.models import MetricValue
 
-from .models import ApiKey, Membership, Organization, Party, User
+from .models import ApiKey, Invitation, InvitationStatus, Membership, Organization, Party, User
 from .services import (
     api_key_revoke,
+    invitation_revoke,
     membership_create,
     membership_delete,
     membership_update,
@@ -294,6 +295,75 @@ class MembershipAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
                     membership_delete(membership=membership)
         except DomainError as exc:
             self.message_user(request, f"Nothing was deleted: {exc.detail}", messages.ERROR)
+
+
+# --- Invitations ----------------------------------------------------------------------------
+
+
+class InvitationStatusFilter(admin.SimpleListFilter):
+    """By the status as read now: ``expired`` is derived from ``expires_at``, never stored."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return InvitationStatus.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in InvitationStatus.values:
+            return queryset.with_status(self.value(), timezone.now())
+        return queryset
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are sent through the API (by an organization's admins) and answered
+    there by their addressee; here staff read them and may revoke pending ones."""
+
+    list_display = (
+        "email",
+        "organization",
+        "role",
+        "status_now",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "responded_at",
+    )
+    list_select_related = ("organization", "invited_by")
+    list_filter = (InvitationStatusFilter, "role")
+    search_fields = ("email", "organization__name", "=uid")
+    fields = (
+        "uid",
+        "organization",
+        "email",
+        "role",
+        "status_now",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "responded_at",
+    )
+    readonly_fields = fields
+    actions = ("revoke",)
+
+    @admin.display(description="status")
+    def status_now(self, obj: Invitation) -> str:
+        return obj.status_at(timezone.now())
+
+    def has_add_permission(self, request):
+        return False  # invitations are sent through the API, which names the inviter
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # answered and revoked invitations stay for audit
+
+    @admin.action(description="Revoke selected pending invitations", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for invitation in queryset.filter(status=InvitationStatus.PENDING):
+            invitation_revoke(invitation=invitation)
+            revoked += 1
+        self.message_user(request, f"{revoked} invitation(s) revoked.", messages.SUCCESS)
 
 
 # --- API keys -------------------------------------------------------------------------------

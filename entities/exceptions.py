@@ -1,6 +1,8 @@
 """Domain conflicts of the entities app, each with its stable code (spec §2.1)."""
 
-from exante.api.exceptions import Conflict
+from rest_framework import status
+
+from exante.api.exceptions import Conflict, DomainError
 
 
 class DuplicateEmail(Conflict):
@@ -21,3 +23,12 @@ class DuplicateMembership(Conflict):
 class LastAdmin(Conflict):
     default_detail = "An organization needs at least one admin; make another member admin first."
     default_code = "last_admin"
+
+
+class InvitationNotFound(DomainError):
+    """An invitation the caller may not answer: someone else's, or no longer pending. All
+    of these read like one that does not exist, so the answer discloses nothing."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "No such invitation was found."
+    default_code = "not_found"

@@ -4,10 +4,20 @@ anything about that organization (see ``UserFilter.filter_organization``)."""
 
 import django_filters
 from django.db.models import Q
+from django.utils import timezone
 
 from exante.api.filters import StrictBooleanFilter
 
-from .models import ApiKey, Membership, Organization, Party, Role, User
+from .models import (
+    ApiKey,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    Party,
+    Role,
+    User,
+)
 
 
 class OrganizationFilter(django_filters.FilterSet):
@@ -102,3 +112,22 @@ class ApiKeyFilter(django_filters.FilterSet):
     class Meta:
         model = ApiKey
         fields = ["organization_uid"]
+
+
+class InvitationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(
+        choices=InvitationStatus.choices,
+        method="filter_status",
+        help_text="The status as read now (`expired`: pending past `expires_at`).",
+    )
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+    search = django_filters.CharFilter(
+        field_name="email", lookup_expr="icontains", help_text="Substring of the email."
+    )
+
+    class Meta:
+        model = Invitation
+        fields = ["status", "role"]
+
+    def filter_status(self, queryset, name, value):
+        return queryset.with_status(value, timezone.now())

@@ -13,6 +13,8 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone as django_timezone
+from uuid6 import uuid7
 
 from .validators import validate_timezone
 
@@ -243,6 +245,119 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.organization} ({self.role})"
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+    #: Never stored: a pending invitation past its ``expires_at`` reads as expired.
+    EXPIRED = "expired", "Expired"
+
+
+#: The statuses a row may hold; ``expired`` is derived from ``expires_at`` when read.
+STORED_INVITATION_STATUSES = (
+    InvitationStatus.PENDING,
+    InvitationStatus.ACCEPTED,
+    InvitationStatus.DECLINED,
+    InvitationStatus.REVOKED,
+)
+INVITATION_PENDING_CONSTRAINT = "invitation_org_email_pending_uniq"
+
+
+def normalize_invitation_email(email: str) -> str:
+    """Invitations match accounts by email, case-insensitively, like sign-in does."""
+    return User.objects.normalize_email(email or "").strip().lower()
+
+
+class InvitationQuerySet(models.QuerySet):
+    def with_status(self, status: str, now) -> "InvitationQuerySet":
+        """Invitations whose status, as read at ``now``, is ``status``."""
+        if status == InvitationStatus.PENDING:
+            return self.filter(status=InvitationStatus.PENDING, expires_at__gt=now)
+        if status == InvitationStatus.EXPIRED:
+            return self.filter(status=InvitationStatus.PENDING, expires_at__lte=now)
+        return self.filter(status=status)
+
+    def addressed_to(self, user) -> "InvitationQuerySet":
+        """Invitations sent to the email of ``user``'s account (none for anonymous callers)."""
+        if not user or not user.is_authenticated:
+            return self.none()
+        return self.filter(email=normalize_invitation_email(user.email))
+
+    def open_for(self, user, now) -> "InvitationQuerySet":
+        """The invitations ``user`` may still answer: addressed to them, pending, unexpired."""
+        return self.addressed_to(user).with_status(InvitationStatus.PENDING, now)
+
+
+class Invitation(models.Model):
+    """An organization's offer of a role to whoever holds an email address.
+
+    It grants nothing until the holder of an account with that email accepts it: an
+    organization's admin brings in someone from outside its organizations only this way,
+    so a user's data opens to a new organization only with the user taking part.
+    """
+
+    uid = models.UUIDField(default=uuid7, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    # Lowercased on save, so the equality match and the unique index are case-insensitive.
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    status = models.CharField(
+        max_length=10,
+        choices=[(s.value, s.label) for s in STORED_INVITATION_STATUSES],
+        default=InvitationStatus.PENDING,
+    )
+    invited_by = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invitations_sent",
+    )
+    # Set by the service with the same clock reading as ``expires_at``.
+    created_at = models.DateTimeField(default=django_timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    # When it was accepted, declined or revoked.
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One open offer per organization and address: a re-invitation replaces it.
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=Q(status="pending"),
+                name=INVITATION_PENDING_CONSTRAINT,
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in STORED_INVITATION_STATUSES]),
+                name="invitation_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="invitation_role_valid"),
+        ]
+        indexes = [models.Index(fields=["email", "status"], name="invitation_email_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization} ({self.role})"
+
+    def save(self, *args, **kwargs):
+        self.email = normalize_invitation_email(self.email)
+        super().save(*args, **kwargs)
+
+    def status_at(self, now) -> str:
+        """The status as read at ``now``: a pending invitation past its expiry is expired."""
+        if self.status == InvitationStatus.PENDING and self.expires_at <= now:
+            return InvitationStatus.EXPIRED
+        return self.status
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -158,3 +158,15 @@ def has_scope(user, scope: str) -> bool:
     """JWT users hold every scope their role gives; a key holds only its effective scopes."""
     key = acting_key(user)
     return True if key is None else key.has_scope(scope)
+
+
+def users_addable_by(user) -> QuerySet:
+    """The users ``user`` may add directly as members of an organization it manages.
+
+    Staff (signed in as themself): anyone. Anyone else: only users it can already see, that
+    is users who share one of its organizations (through a key: members of the key's
+    organization). Membership opens a user's USER values to the organization, so a user
+    from elsewhere joins only by accepting an invitation; the view answers such a uid like
+    one that does not exist, so the endpoint does not tell which users exist either.
+    """
+    return User.objects.visible_to(user)

@@ -1,4 +1,5 @@
-"""Writes of the entities domain: organizations, parties, users, memberships and API keys.
+"""Writes of the entities domain: organizations, parties, users, memberships, invitations
+and API keys.
 
 The API, the admin and management commands call these, so they all enforce the same rules.
 Uniqueness is decided by the database constraints inside a savepoint (never by a prior
@@ -7,6 +8,7 @@ SELECT); a violation of a *named* constraint becomes a 409 with a stable code.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -15,11 +17,20 @@ from django.utils import timezone as django_timezone
 
 from exante.db import conflict_on, violated_constraint
 
-from .exceptions import DuplicateEmail, DuplicateMembership, DuplicatePartyRef, LastAdmin
+from .exceptions import (
+    DuplicateEmail,
+    DuplicateMembership,
+    DuplicatePartyRef,
+    InvitationNotFound,
+    LastAdmin,
+)
 from .models import (
     API_KEY_LAST_USED_RESOLUTION_SECONDS,
     API_KEY_LOOKUP_CONSTRAINT,
+    INVITATION_PENDING_CONSTRAINT,
     ApiKey,
+    Invitation,
+    InvitationStatus,
     Membership,
     Organization,
     Party,
@@ -28,6 +39,7 @@ from .models import (
     api_key_lookup,
     generate_api_key,
     hash_api_key,
+    normalize_invitation_email,
     scopes_allowed,
 )
 
@@ -214,6 +226,96 @@ def membership_delete(*, membership: Membership) -> None:
         if membership.role == Role.ADMIN:
             _ensure_another_admin(membership)
         membership.delete()
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+def invitation_create(
+    *, organization: Organization, email: str, role: str, invited_by: User | None
+) -> Invitation:
+    """Invite whoever holds ``email`` to ``organization`` with ``role``, open for
+    ``INVITATION_TTL_DAYS``.
+
+    Whether an account with that email exists changes nothing here, so the answer cannot
+    tell. A pending invitation of the same organization and address (expired or not) is
+    revoked and replaced by the new one: the latest offer is the one that counts. The
+    partial unique index on pending invitations decides a concurrent re-invitation; the
+    loser revokes the winner's row and inserts again.
+    """
+    now = django_timezone.now()
+    invitation = Invitation(
+        organization=organization,
+        email=normalize_invitation_email(email),
+        role=role,
+        invited_by=invited_by,
+        created_at=now,
+        expires_at=now + timedelta(days=settings.INVITATION_TTL_DAYS),
+    )
+    _clean(invitation)
+    with transaction.atomic():
+        for _attempt in range(5):
+            Invitation.objects.filter(
+                organization=organization,
+                email=invitation.email,
+                status=InvitationStatus.PENDING,
+            ).update(status=InvitationStatus.REVOKED, responded_at=now)
+            try:
+                with transaction.atomic():
+                    invitation.save(force_insert=True)
+            except IntegrityError as exc:
+                if violated_constraint(exc, Invitation) != INVITATION_PENDING_CONSTRAINT:
+                    raise
+                continue
+            return invitation
+    raise RuntimeError("could not replace a pending invitation")  # pragma: no cover
+
+
+def _answer(invitation: Invitation, *, user: User, status: str) -> bool:
+    """Move an invitation still open for ``user`` to ``status``; ``False`` when it is not
+    open any more. One conditional UPDATE, so of two concurrent answers one wins."""
+    now = django_timezone.now()
+    return bool(
+        Invitation.objects.open_for(user, now)
+        .filter(pk=invitation.pk)
+        .update(status=status, responded_at=now)
+    )
+
+
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """``user`` accepts an invitation addressed to their email: they become a member with
+    the invited role.
+
+    Someone else's invitation, or one that is no longer pending (answered, revoked,
+    expired), is an ``InvitationNotFound``. A user who is already a member gets a 409
+    ``duplicate_membership`` and the invitation stays pending (their role is unchanged;
+    they may decline it).
+    """
+    with transaction.atomic():
+        if not _answer(invitation, user=user, status=InvitationStatus.ACCEPTED):
+            raise InvitationNotFound(f"No invitation with uid {invitation.uid} was found.")
+        return membership_create(
+            organization=invitation.organization, user=user, role=invitation.role
+        )
+
+
+def invitation_decline(*, invitation: Invitation, user: User) -> Invitation:
+    """``user`` declines an invitation addressed to them; same 404 rules as accepting."""
+    if not _answer(invitation, user=user, status=InvitationStatus.DECLINED):
+        raise InvitationNotFound(f"No invitation with uid {invitation.uid} was found.")
+    invitation.refresh_from_db(fields=["status", "responded_at"])
+    return invitation
+
+
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    """Withdraw a pending invitation (expired ones too). An invitation already answered or
+    revoked keeps its status: revoking it changes nothing (an accepted invitation's
+    membership is removed like any other member's)."""
+    Invitation.objects.filter(pk=invitation.pk, status=InvitationStatus.PENDING).update(
+        status=InvitationStatus.REVOKED, responded_at=django_timezone.now()
+    )
+    invitation.refresh_from_db(fields=["status", "responded_at"])
+    return invitation
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -1,11 +1,22 @@
 """Shape-only serializers of the entities API; rules that span rows live in
 ``entities.services`` and access rules in ``entities.permissions``."""
 
+from django.utils import timezone as django_timezone
 from rest_framework import serializers
 
 from exante.api.serializers import StrictBooleanField, StrictCharField, StrictFieldsMixin
 
-from ..models import ApiKey, Membership, Organization, Party, Role, Scope, User
+from ..models import (
+    ApiKey,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    Party,
+    Role,
+    Scope,
+    User,
+)
 from ..services import API_KEY_MAX_EXPIRY_DAYS
 from ..validators import is_valid_timezone
 
@@ -18,6 +29,21 @@ class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("not_an_integer")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(serializers.EmailField):
+    """A JSON string holding an email address; DRF's field would stringify a number."""
+
+    default_error_messages = {"not_a_string": "Must be a JSON string."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 254)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
         return super().to_internal_value(data)
 
 
@@ -117,7 +143,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class UserCreateSerializer(StrictFieldsMixin, serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
+    email = StrictEmailField()
     password = StrictCharField(
         write_only=True,
         trim_whitespace=False,
@@ -127,12 +153,6 @@ class UserCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     first_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
     timezone = TimezoneField(required=False, default="UTC")
-
-    def to_internal_value(self, data):
-        # EmailField would accept a number and stringify it; keep JSON types strict.
-        if isinstance(data, dict) and "email" in data and not isinstance(data["email"], str):
-            raise serializers.ValidationError({"email": ["Must be a JSON string."]})
-        return super().to_internal_value(data)
 
 
 class UserMembershipSerializer(serializers.ModelSerializer):
@@ -222,6 +242,59 @@ class MemberCreateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class MemberUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+class InvitationStatusField(serializers.ChoiceField):
+    """The status as read now: a pending invitation past ``expires_at`` is ``expired``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=InvitationStatus.choices, source="*", read_only=True, **kwargs)
+
+    def to_representation(self, invitation):
+        return invitation.status_at(django_timezone.now())
+
+
+class InviterSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["uid", "email"]
+        read_only_fields = fields
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    organization_uid = serializers.UUIDField(source="organization.uid", read_only=True)
+    organization_name = serializers.CharField(source="organization.name", read_only=True)
+    status = InvitationStatusField(
+        help_text="`pending` until answered, revoked or past `expires_at` (then `expired`)."
+    )
+    invited_by = InviterSerializer(
+        read_only=True, allow_null=True, help_text="Null once the inviter's account is gone."
+    )
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "uid",
+            "organization_uid",
+            "organization_name",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+        ]
+        read_only_fields = fields
+
+
+class InvitationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
+    email = StrictEmailField(
+        help_text="Whoever signs in with this address (any letter case) may accept."
+    )
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ from exante.api.converters import register as register_converters
 from .views import (
     ApiKeyViewSet,
     CurrentUserView,
+    InvitationViewSet,
     MemberViewSet,
     OrganizationViewSet,
     PartyViewSet,
+    UserInvitationViewSet,
     UserViewSet,
 )
 
@@ -44,6 +46,16 @@ urlpatterns = [
         "organization-member-detail",
     ),
     *with_optional_slash(
+        "organizations/<anyuuid:organization_uid>/invitations",
+        InvitationViewSet.as_view({"get": "list", "post": "create"}),
+        "organization-invitation-list",
+    ),
+    *with_optional_slash(
+        "organizations/<anyuuid:organization_uid>/invitations/<anyuuid:invitation_uid>",
+        InvitationViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        "organization-invitation-detail",
+    ),
+    *with_optional_slash(
         "parties", PartyViewSet.as_view({"get": "list", "post": "create"}), "party-list"
     ),
     *with_optional_slash(
@@ -58,6 +70,21 @@ urlpatterns = [
         "users/<anyuuid:uid>", UserViewSet.as_view({"get": "retrieve"}), "user-detail"
     ),
     *with_optional_slash("user", CurrentUserView.as_view(), "user-current"),
+    *with_optional_slash(
+        "user/invitations",
+        UserInvitationViewSet.as_view({"get": "list"}),
+        "user-invitation-list",
+    ),
+    *with_optional_slash(
+        "user/invitations/<anyuuid:invitation_uid>/accept",
+        UserInvitationViewSet.as_view({"post": "accept"}),
+        "user-invitation-accept",
+    ),
+    *with_optional_slash(
+        "user/invitations/<anyuuid:invitation_uid>/decline",
+        UserInvitationViewSet.as_view({"post": "decline"}),
+        "user-invitation-decline",
+    ),
     *with_optional_slash(
         "api-keys", ApiKeyViewSet.as_view({"get": "list", "post": "create"}), "api-key-list"
     ),

@@ -1,11 +1,12 @@
-"""Entities API (spec §3.5) and API keys (spec §3.1): thin views that parse, check access,
-call one service or selector and serialize.
+"""Entities API (organizations, parties, users, members, invitations) and API keys: thin
+views that parse, check access, call one service or selector and serialize.
 
 Every queryset starts from ``visible_to(request.user)``, so lists, counts and lookups only
 ever see what the caller may see, and an invisible object is a 404 worded exactly like a
 missing one. Writes on a visible object the caller may not change are a 403.
 """
 
+from django.utils import timezone as django_timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,18 +19,27 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exante.api.permissions import IsUnrestrictedStaff
+from exante.api.permissions import ApiScopePermission, IsUnrestrictedStaff
 from exante.api.schema import error_response
 
 from .. import services
-from ..filters import ApiKeyFilter, MemberFilter, OrganizationFilter, PartyFilter, UserFilter
-from ..models import ApiKey, Membership, Organization, Party, User
-from ..permissions import can_manage_organization, is_unrestricted_staff
+from ..filters import (
+    ApiKeyFilter,
+    InvitationFilter,
+    MemberFilter,
+    OrganizationFilter,
+    PartyFilter,
+    UserFilter,
+)
+from ..models import ApiKey, Invitation, Membership, Organization, Party, User
+from ..permissions import can_manage_organization, is_unrestricted_staff, users_addable_by
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
     CurrentUserSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
     MemberCreateSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
@@ -40,6 +50,7 @@ from .serializers import (
     PartySerializer,
     PartyUpdateSerializer,
     UserCreateSerializer,
+    UserMembershipSerializer,
     UserSerializer,
 )
 
@@ -66,6 +77,20 @@ def _visible_organization(request, uid):
 def _require_manager(request, organization: Organization) -> None:
     if not can_manage_organization(request.user, organization):
         raise PermissionDenied(FORBIDDEN_MANAGE)
+
+
+class OrganizationScopedMixin:
+    """Resolves ``{organization_uid}`` of a nested route into ``self.organization``, once,
+    after authentication: 404 when it does not exist or the caller cannot see it."""
+
+    organization: Organization | None = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        uid = kwargs["organization_uid"]
+        self.organization = _visible_organization(request, uid)
+        if self.organization is None:
+            raise NotFound(NOT_FOUND.format(kind="organization", uid=uid))
 
 
 class UidLookupMixin:
@@ -393,8 +418,13 @@ _MEMBER_DETAIL_PARAMETERS = [
         summary="Add a member",
         description=(
             "Organization admins and staff add an existing user (`user_uid`) with a `role` "
-            "(default `viewer`). An unknown user is a 400 on `user_uid`; an existing member "
-            "is a 409 `duplicate_membership`."
+            "(default `viewer`). Staff may add any user; an organization admin only a user "
+            "who already shares one of the admin's organizations (through an API key: a "
+            "member of the key's organization). Any other uid is a 400 on `user_uid` worded "
+            "exactly like a uid that does not exist, so the answer never tells which users "
+            "exist; bring such a user in with an invitation "
+            "(`POST /api/organizations/{uid}/invitations`). An existing member is a 409 "
+            "`duplicate_membership`."
         ),
         parameters=_MEMBER_PARAMETERS,
         request=MemberCreateSerializer,
@@ -429,6 +459,7 @@ _MEMBER_DETAIL_PARAMETERS = [
     ),
 )
 class MemberViewSet(
+    OrganizationScopedMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -441,14 +472,6 @@ class MemberViewSet(
     sort_fields = {"email": "user__email", "role": "role", "created_at": "created_at"}
     default_sort = "email"
     sort_tiebreak = ("id",)
-    organization: Organization | None = None
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        uid = kwargs["organization_uid"]
-        self.organization = _visible_organization(request, uid)
-        if self.organization is None:
-            raise NotFound(NOT_FOUND.format(kind="organization", uid=uid))
 
     def get_queryset(self):
         if self.organization is None:  # schema generation
@@ -467,7 +490,7 @@ class MemberViewSet(
         serializer = MemberCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user_uid = serializer.validated_data["user_uid"]
-        user = User.objects.filter(uid=user_uid).first()
+        user = users_addable_by(request.user).filter(uid=user_uid).first()
         if user is None:
             message = NOT_FOUND.format(kind="user", uid=user_uid)
             raise ValidationError({"user_uid": [message]})
@@ -492,6 +515,200 @@ class MemberViewSet(
         _require_manager(request, self.organization)
         services.membership_delete(membership=membership)
         return Response({})
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+class ManagesEntities(ApiScopePermission):
+    """Authenticated; an API key needs ``entities:write`` whatever the method, since even
+    reading an organization's invitations is managing it (the role is checked in the view)."""
+
+    def required_scope(self, method: str, view) -> str | None:
+        return "entities:write"
+
+
+_INVITATION_UID = _uid_parameter("invitation_uid", "The invitation's uid.")
+_INVITATION_NOT_FOUND = "No invitation with uid {uid} was found."
+_MANAGERS_ONLY = (
+    "Organization admins and staff (other members get a 403; a caller who cannot see the "
+    "organization a 404)."
+)
+
+
+class InvitationLookupMixin:
+    """``get_object`` by the path's ``invitation_uid`` through the view's queryset: one
+    outside it (another organization's, or not the caller's to answer) reads exactly like
+    one that does not exist."""
+
+    def get_object(self):
+        uid = self.kwargs["invitation_uid"]
+        invitation = self.get_queryset().filter(uid=uid).first()
+        if invitation is None:
+            raise NotFound(_INVITATION_NOT_FOUND.format(uid=uid))
+        return invitation
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List an organization's invitations",
+        description=(
+            f"{_MANAGERS_ONLY} Every invitation the organization sent, whatever its status. "
+            "Filter by `status` (as read now: `expired` is a pending invitation past "
+            "`expires_at`), `role` or `search` (email). Default sort `-created_at`."
+        ),
+        parameters=_MEMBER_PARAMETERS,
+    ),
+    retrieve=extend_schema(
+        summary="Get an invitation of an organization",
+        description=_MANAGERS_ONLY,
+        parameters=[*_MEMBER_PARAMETERS, _INVITATION_UID],
+    ),
+    create=extend_schema(
+        summary="Invite someone by email",
+        description=(
+            f"{_MANAGERS_ONLY} Invites whoever signs in with `email` (any letter case) to "
+            "the organization with `role` (default `viewer`); the invitation stays open for "
+            "`INVITATION_TTL_DAYS` days (default 7). The answer is the same 201 whether or "
+            "not an account with that email exists, and nothing is granted until its holder "
+            "accepts (`POST /api/user/invitations/{invitation_uid}/accept`). Inviting an "
+            "address that already has a pending invitation to this organization revokes "
+            "that one and answers the new one: the latest invitation is the one that counts. "
+            "This is how an admin brings in a user who shares none of the admin's "
+            "organizations."
+        ),
+        parameters=_MEMBER_PARAMETERS,
+        request=InvitationCreateSerializer,
+        responses={201: InvitationSerializer},
+    ),
+    destroy=extend_schema(
+        summary="Revoke an invitation",
+        description=(
+            f"{_MANAGERS_ONLY} A pending (or expired) invitation becomes `revoked` and can "
+            "no longer be accepted. One already accepted, declined or revoked keeps its "
+            "status (remove the member to undo an accepted one)."
+        ),
+        parameters=[*_MEMBER_PARAMETERS, _INVITATION_UID],
+        responses={200: OpenApiResponse(description="Revoked; `data` is `{}`.")},
+    ),
+)
+class InvitationViewSet(
+    OrganizationScopedMixin,
+    InvitationLookupMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Invitations an organization sent, nested under it; only its managers see them."""
+
+    api_scope = "entities"
+    permission_classes = [ManagesEntities]
+    serializer_class = InvitationSerializer
+    filterset_class = InvitationFilter
+    sort_fields = {"created_at": "created_at", "expires_at": "expires_at", "email": "email"}
+    default_sort = "-created_at"
+    sort_tiebreak = ("-id",)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        _require_manager(request, self.organization)
+
+    def get_queryset(self):
+        if self.organization is None:  # schema generation
+            return Invitation.objects.none()
+        return Invitation.objects.filter(organization=self.organization).select_related(
+            "organization", "invited_by"
+        )
+
+    def create(self, request, *args, **kwargs):
+        serializer = InvitationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation = services.invitation_create(
+            organization=self.organization,
+            invited_by=request.user,
+            **serializer.validated_data,
+        )
+        location = f"/api/organizations/{self.organization.uid}/invitations/{invitation.uid}"
+        return _created(request, InvitationSerializer(invitation).data, location)
+
+    def destroy(self, request, *args, **kwargs):
+        services.invitation_revoke(invitation=self.get_object())
+        return Response({})
+
+
+_INVITEE_404 = error_response(
+    404,
+    "`not_found`: no such invitation, someone else's, or one no longer pending (accepted, "
+    "declined, revoked or expired); indistinguishable.",
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="user_invitations_list",
+        summary="My pending invitations",
+        description=(
+            "Invitations addressed to the caller's email (any letter case) that are still "
+            "pending and not expired, with the inviting organization. Requires a JWT. "
+            "Default sort `-created_at`."
+        ),
+    ),
+)
+class UserInvitationViewSet(InvitationLookupMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The caller's own pending invitations. No ``api_scope``: only the user in person
+    answers an invitation, so a leaked key cannot join its user to an organization."""
+
+    api_scope = None
+    serializer_class = InvitationSerializer
+    sort_fields = {"created_at": "created_at", "expires_at": "expires_at"}
+    default_sort = "-created_at"
+    sort_tiebreak = ("-id",)
+
+    def get_queryset(self):
+        return Invitation.objects.open_for(self.request.user, django_timezone.now()).select_related(
+            "organization", "invited_by"
+        )
+
+    @extend_schema(
+        operation_id="user_invitations_accept",
+        summary="Accept an invitation",
+        description=(
+            "Makes the caller a member of the inviting organization with the invited role "
+            "and answers the membership. Requires a JWT: an invitation is answered by its "
+            "addressee in person, never by an integration. From then on the organization's "
+            "members see the caller's USER values and its editors and admins may write "
+            "them: that is what accepting agrees to. A caller who is already a member gets "
+            "a 409 `duplicate_membership`; the invitation stays pending and the role "
+            "unchanged."
+        ),
+        parameters=[_INVITATION_UID],
+        request=None,
+        responses={
+            201: UserMembershipSerializer,
+            404: _INVITEE_404,
+            409: error_response(409, "`duplicate_membership`: already a member."),
+        },
+    )
+    def accept(self, request, *args, **kwargs):
+        invitation = self.get_object()
+        membership = services.invitation_accept(invitation=invitation, user=request.user)
+        location = f"/api/organizations/{invitation.organization.uid}/members/{request.user.uid}"
+        return _created(request, UserMembershipSerializer(membership).data, location)
+
+    @extend_schema(
+        operation_id="user_invitations_decline",
+        summary="Decline an invitation",
+        description=(
+            "The invitation becomes `declined` and can no longer be accepted. Requires a "
+            "JWT. Answers the invitation."
+        ),
+        parameters=[_INVITATION_UID],
+        request=None,
+        responses={200: InvitationSerializer, 404: _INVITEE_404},
+    )
+    def decline(self, request, *args, **kwargs):
+        invitation = services.invitation_decline(invitation=self.get_object(), user=request.user)
+        return Response(InvitationSerializer(invitation).data)
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -165,14 +165,18 @@ class TestMembers:
         response = outsider_client.post(self.url(organization), {"user_uid": str(viewer.uid)})
         assert response.status_code == 404
 
-    def test_admin_adds_a_member(self, admin_client, organization, make_user):
-        newcomer = make_user("new@example.com")
+    def test_admin_adds_a_member(
+        self, admin_client, org_admin, organization, other_organization, make_user
+    ):
+        # A user the admin already shares an organization with (the direct-add rule).
+        Membership.objects.create(user=org_admin, organization=other_organization)
+        newcomer = make_user("new@example.com", organization=other_organization)
         response = admin_client.post(
             self.url(organization), {"user_uid": str(newcomer.uid), "role": "editor"}
         )
         assert response.status_code == 201, response.content
         assert response["Location"].endswith(self.url(organization, newcomer))
-        assert Membership.objects.get(user=newcomer).role == Role.EDITOR
+        assert Membership.objects.get(user=newcomer, organization=organization).role == Role.EDITOR
 
     def test_adding_an_existing_member_is_409(self, admin_client, organization, viewer):
         response = admin_client.post(self.url(organization), {"user_uid": str(viewer.uid)})

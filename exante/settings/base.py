@@ -246,6 +246,9 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# Days an invitation to an organization stays open before it reads as expired.
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+
 # API keys are stored as HMAC-SHA256 under this secret (docs/security.md). Changing it
 # invalidates every key, so it is separate from SECRET_KEY, which may need rotating alone.
 API_KEY_SECRET = os.environ.get("API_KEY_SECRET") or SECRET_KEY

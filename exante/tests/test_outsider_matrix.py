@@ -31,8 +31,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from conftest import PASSWORD
-from entities.models import ApiKey, Membership, Organization, Party, Role, User
-from entities.services import api_key_create, api_key_revoke
+from entities.models import ApiKey, Invitation, Membership, Organization, Party, Role, User
+from entities.services import api_key_create, api_key_revoke, invitation_create
 from metrics.models import MetricDefinition, MetricValue
 
 CONTEXT_TYPES = ("ORGANIZATION", "PARTY", "USER")
@@ -62,6 +62,7 @@ class World:
     acme_values: dict[str, MetricValue]
     globex_values: dict[str, MetricValue]
     editor_key: ApiKey
+    invitation: Invitation
     raw: dict[str, str] = field(default_factory=dict)
 
     def entity(self, context_type: str):
@@ -82,6 +83,7 @@ class World:
             *(user.email for user in users),
             *(str(value.uid) for value in self.acme_values.values()),
             str(self.editor_key.uid),
+            str(self.invitation.uid),
         }
 
     def globex_secrets(self) -> set[str]:
@@ -144,6 +146,10 @@ def world(db) -> World:
         "USER": _value(definitions["USER"], "USER", outsider.uid),
     }
     editor_key, _ = api_key_create(user=editor, organization=acme, name="editor's key")
+    # Addressed to the loner: none of the callers may answer it.
+    invitation = invitation_create(
+        organization=acme, email=loner.email, role=Role.VIEWER, invited_by=org_admin
+    )
     return World(
         acme=acme,
         globex=globex,
@@ -160,6 +166,7 @@ def world(db) -> World:
         acme_values=acme_values,
         globex_values=globex_values,
         editor_key=editor_key,
+        invitation=invitation,
     )
 
 
@@ -388,12 +395,14 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
     ("GET", "/api/organizations/{organization_uid}/members"): entities(
         lambda w, ct: (f"/api/organizations/{w.acme.uid}/members", None), reads()
     ),
+    # The loner shares no organization with Acme's admin: only staff may add them directly
+    # (an admin invites them instead), and the admin's key hears "no such user".
     ("POST", "/api/organizations/{organization_uid}/members"): entities(
         lambda w, ct: (
             f"/api/organizations/{w.acme.uid}/members",
             {"user_uid": str(w.loner.uid), "role": "viewer"},
         ),
-        writes(201),
+        writes(201, admin_key=400),
     ),
     ("GET", "/api/organizations/{organization_uid}/members/{user_uid}"): entities(
         lambda w, ct: (f"/api/organizations/{w.acme.uid}/members/{w.editor.uid}", None), reads()
@@ -408,6 +417,45 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
     ("DELETE", "/api/organizations/{organization_uid}/members/{user_uid}"): entities(
         lambda w, ct: (f"/api/organizations/{w.acme.uid}/members/{w.editor.uid}", None),
         writes(200),
+    ),
+    # Invitations of an organization: its admins and staff only, any method needs
+    # entities:write; a viewer can see the organization (403), the outsider cannot (404).
+    ("GET", "/api/organizations/{organization_uid}/invitations"): entities(
+        lambda w, ct: (f"/api/organizations/{w.acme.uid}/invitations", None), writes(200)
+    ),
+    ("POST", "/api/organizations/{organization_uid}/invitations"): entities(
+        lambda w, ct: (
+            f"/api/organizations/{w.acme.uid}/invitations",
+            {"email": "someone@globex.test", "role": "viewer"},
+        ),
+        writes(201),
+    ),
+    ("GET", "/api/organizations/{organization_uid}/invitations/{invitation_uid}"): entities(
+        lambda w, ct: (
+            f"/api/organizations/{w.acme.uid}/invitations/{w.invitation.uid}",
+            None,
+        ),
+        writes(200),
+    ),
+    ("DELETE", "/api/organizations/{organization_uid}/invitations/{invitation_uid}"): entities(
+        lambda w, ct: (
+            f"/api/organizations/{w.acme.uid}/invitations/{w.invitation.uid}",
+            None,
+        ),
+        writes(200),
+    ),
+    # The caller's own invitations: JWT only, and nobody but the addressee (the loner) may
+    # answer the one invitation there is, staff included.
+    ("GET", "/api/user/invitations"): entities(
+        lambda w, ct: ("/api/user/invitations", None), reads(outsider=200, admin_key=403)
+    ),
+    ("POST", "/api/user/invitations/{invitation_uid}/accept"): entities(
+        lambda w, ct: (f"/api/user/invitations/{w.invitation.uid}/accept", None),
+        {"viewer": 404, "outsider": 404, "staff": 404, "admin_key": 403},
+    ),
+    ("POST", "/api/user/invitations/{invitation_uid}/decline"): entities(
+        lambda w, ct: (f"/api/user/invitations/{w.invitation.uid}/decline", None),
+        {"viewer": 404, "outsider": 404, "staff": 404, "admin_key": 403},
     ),
     # Parties.
     ("GET", "/api/parties"): entities(lambda w, ct: ("/api/parties", None), reads(outsider=200)),
