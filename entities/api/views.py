@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from exante.api.permissions import ApiScopePermission, IsUnrestrictedStaff
 from exante.api.schema import error_response
+from exante.api.serializers import EmptyBodySerializer
 
 from .. import services
 from ..filters import (
@@ -679,7 +680,7 @@ class UserInvitationViewSet(InvitationLookupMixin, mixins.ListModelMixin, viewse
             "members see the caller's USER values and its editors and admins may write "
             "them: that is what accepting agrees to. A caller who is already a member gets "
             "a 409 `duplicate_membership`; the invitation stays pending and the role "
-            "unchanged."
+            "unchanged. A body, if any, must be empty or `{}`."
         ),
         parameters=[_INVITATION_UID],
         request=None,
@@ -691,6 +692,7 @@ class UserInvitationViewSet(InvitationLookupMixin, mixins.ListModelMixin, viewse
     )
     def accept(self, request, *args, **kwargs):
         invitation = self.get_object()
+        EmptyBodySerializer(data=request.data).is_valid(raise_exception=True)
         membership = services.invitation_accept(invitation=invitation, user=request.user)
         location = f"/api/organizations/{invitation.organization.uid}/members/{request.user.uid}"
         return _created(request, UserMembershipSerializer(membership).data, location)
@@ -700,14 +702,16 @@ class UserInvitationViewSet(InvitationLookupMixin, mixins.ListModelMixin, viewse
         summary="Decline an invitation",
         description=(
             "The invitation becomes `declined` and can no longer be accepted. Requires a "
-            "JWT. Answers the invitation."
+            "JWT. Answers the invitation. A body, if any, must be empty or `{}`."
         ),
         parameters=[_INVITATION_UID],
         request=None,
         responses={200: InvitationSerializer, 404: _INVITEE_404},
     )
     def decline(self, request, *args, **kwargs):
-        invitation = services.invitation_decline(invitation=self.get_object(), user=request.user)
+        invitation = self.get_object()
+        EmptyBodySerializer(data=request.data).is_valid(raise_exception=True)
+        invitation = services.invitation_decline(invitation=invitation, user=request.user)
         return Response(InvitationSerializer(invitation).data)
 
 

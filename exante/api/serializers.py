@@ -14,6 +14,11 @@ class StrictFieldsMixin:
         return super().to_internal_value(data)
 
 
+class EmptyBodySerializer(StrictFieldsMixin, serializers.Serializer):
+    """The body of an action that takes none: nothing, or ``{}``. Read all the same, so
+    that what any other endpoint refuses is refused here too."""
+
+
 class StrictBooleanField(serializers.BooleanField):
     """A JSON ``true``/``false`` only; DRF's field would also take ``"yes"`` or ``1``."""
 

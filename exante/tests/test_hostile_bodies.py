@@ -8,13 +8,15 @@ and the test fails until it has a concrete path below.
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from entities.models import Membership
+from entities.models import Invitation, Membership
 from metrics.models import MetricValue
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +122,14 @@ def world(staff, organization, party, editor, total_ar):
         metric_date="2026-03-01",
         value=5,
     )
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=staff.email,
+        role="viewer",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     return {
+        "invitation_uid": invitation.uid,
         "context_type": "ORGANIZATION",
         "entity_uid": organization.uid,
         "organization_uid": organization.uid,
@@ -156,6 +165,15 @@ PATHS = {
     ("POST", "/api/parties"): "/api/parties",
     ("PATCH", "/api/parties/{uid}"): "/api/parties/{party_uid}",
     ("POST", "/api/users"): "/api/users",
+    ("POST", "/api/organizations/{organization_uid}/invitations"): (
+        "/api/organizations/{organization_uid}/invitations"
+    ),
+    ("POST", "/api/user/invitations/{invitation_uid}/accept"): (
+        "/api/user/invitations/{invitation_uid}/accept"
+    ),
+    ("POST", "/api/user/invitations/{invitation_uid}/decline"): (
+        "/api/user/invitations/{invitation_uid}/decline"
+    ),
 }
 
 
@@ -182,6 +200,7 @@ def _snapshot() -> dict[str, int]:
     }
     counts["values"] = list(MetricValue.objects.values_list("uid", "value", "metadata"))
     counts["roles"] = list(Membership.objects.values_list("user_id", "role"))
+    counts["invitations"] = list(Invitation.objects.values_list("uid", "status"))
     return counts
 
 

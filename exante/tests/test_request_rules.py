@@ -215,3 +215,34 @@ def test_verify_answers_401_for_a_deleted_users_token(anon_client, make_user):
     gone.delete()
     response = anon_client.post("/api/auth/token/verify", {"token": token})
     assert response.status_code == 401
+
+
+# --- Actions that take no body ------------------------------------------------------------------
+
+
+def test_an_action_without_a_body_refuses_fields_and_takes_an_empty_object(
+    organization, make_user, client_for
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from entities.models import Invitation
+
+    invitee = make_user("invitee@example.test")
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=invitee.email,
+        role="viewer",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    client = client_for(invitee)
+    path = f"/api/user/invitations/{invitation.uid}/accept"
+    refused = client.post(path, {"role": "admin"}, format="json")
+    assert refused.status_code == 400
+    assert list(refused.json()["errors"]) == ["role"]
+    invitation.refresh_from_db()
+    assert invitation.status == "pending"
+    accepted = client.post(path, {}, format="json")
+    assert accepted.status_code == 201
+    assert accepted.json()["data"]["role"] == "viewer"
