@@ -368,8 +368,8 @@ def test_values_reach_the_table_exactly(make_definition, organization):
     from metrics.services import normalize_value
 
     make_definition("ratio", value_type="ratio")
-    texts = ["0.000001", "-123456789012.345678", "999999999999999999.999999", "1e3", "-0", "7"]
-    texts += ["007", "0", "999999999999999999", "000000000000000001"]
+    texts = ["0.000001", "-123456789012.345678", "999999999999999999.999999", "-0", "7"]
+    texts += ["007", "0", "+1000.5", "999999999999999999", "000000000000000001"]
     text = HEAD + "".join(
         f"ORGANIZATION,{organization.uid},ratio,day,{(DAY + timedelta(days=n)).isoformat()},"
         f"{value},,\n"
