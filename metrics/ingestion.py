@@ -1005,7 +1005,8 @@ class TextLines:
     ``open_text`` decodes with ``surrogateescape``: each byte that is not UTF-8 arrives
     as a lone surrogate (U+DC80–U+DCFF) and every ASCII byte as itself, so lines and
     CSV quoting split exactly as in the bytes. Lines are checked a chunk at a time: an
-    ASCII chunk, the common case, in constant time; only another chunk is searched.
+    ASCII chunk, the common case, in constant time; another by encoding it back, and
+    only a chunk that holds such a byte line by line.
     """
 
     def __init__(self, stream: io.TextIOBase):
@@ -1021,10 +1022,13 @@ class TextLines:
         number = 0
         while lines := self._read(readlines, number):
             chunk = "".join(lines)
-            if not chunk.isascii() and search(chunk):
-                for offset, line in enumerate(lines, start=number + 1):
-                    if found := search(line):
-                        self.bad[offset] = ord(found.group()) - 0xDC00
+            if not chunk.isascii():
+                try:
+                    chunk.encode()  # refuses surrogates; a sixth of a search's time
+                except UnicodeEncodeError:
+                    for offset, line in enumerate(lines, start=number + 1):
+                        if found := search(line):
+                            self.bad[offset] = ord(found.group()) - 0xDC00
             number += len(lines)
             yield lines
 
