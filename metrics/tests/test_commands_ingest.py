@@ -358,14 +358,20 @@ BOM = b"\xef\xbb\xbf"
 COMPRESSIONS = ["plain", "gzip"]
 
 
-def write_bytes(tmp_path, name, data: bytes, compression: str):
+def run_bytes(tmp_path, name, data: bytes, compression: str, engine: str):
+    """Import ``data`` as the file ``name`` (gzip-compressed if asked), expecting failed
+    rows; → stdout, stderr, the CommandError and the --errors-out path."""
     if compression == "gzip":
         path = tmp_path / f"{name}.gz"
         path.write_bytes(gzip.compress(data))
     else:
         path = tmp_path / name
         path.write_bytes(data)
-    return path
+    errors_out = tmp_path / "errors.csv"
+    out, err, failure = run(
+        path, "--engine", engine, "--errors-out", str(errors_out), expect_failure=True
+    )
+    return out, err, failure, errors_out
 
 
 def reported(err):
@@ -397,11 +403,7 @@ def test_csv_line_that_is_not_utf8_is_a_bad_row(
         + org + b'2025-01-04,5,,"{""note"": ""d\xc3\xa9j\xc3\xa0""}"\n'  # 7: valid UTF-8
         + org + b"2025-01-05,6,,\xe2\x82"  # 8: a sequence cut short by the end of the file
     )  # fmt: skip
-    path = write_bytes(tmp_path, "values.csv", data, compression)
-    errors_out = tmp_path / "errors.csv"
-    out, err, failure = run(
-        path, "--engine", engine, "--errors-out", str(errors_out), expect_failure=True
-    )
+    out, err, failure, errors_out = run_bytes(tmp_path, "values.csv", data, compression, engine)
     assert failure.returncode == 1
     assert str(failure) == f"3 row(s) failed; see {errors_out}."
     assert reported(err) == [
@@ -472,12 +474,9 @@ def test_jsonl_line_that_is_not_utf8_is_a_bad_row(
         + item("2025-01-05", 5) + b"\n"  # 6
         + item("2025-01-06", 6, b'{"note": "\xe2\x82')  # 7: cut short by the end of the file
     )  # fmt: skip
-    path = write_bytes(tmp_path, "values.jsonl", data, compression)
-    errors_out = tmp_path / "errors.csv"
-    out, err, failure = run(
-        path, "--engine", engine, "--errors-out", str(errors_out), expect_failure=True
-    )
+    out, err, failure, errors_out = run_bytes(tmp_path, "values.jsonl", data, compression, engine)
     assert failure.returncode == 1
+    assert str(failure) == f"3 row(s) failed; see {errors_out}."
     assert reported(err) == [
         "line 2: Not valid UTF-8: byte 0xE9.",
         "line 4: Not valid UTF-8: byte 0xFF.",
