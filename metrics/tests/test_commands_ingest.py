@@ -590,3 +590,49 @@ def test_bad_bytes_from_stdin_and_an_oversized_csv_field_are_bad_rows(
     path.write_bytes(HEADER.encode().replace(b"_metadata", b"_metadata," + b"x" * 200_000))
     _, _, failure = run(path, "--engine", engine, expect_failure=True)
     assert str(failure) == "The header is not valid CSV: field larger than field limit (131072)."
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_a_lone_surrogate_from_a_json_escape_reaches_errors_out_escaped(
+    tmp_path, engine, catalogue, organization
+):
+    item = {
+        "context_type": "ORGANIZATION",
+        "entity_uid": str(organization.uid),
+        "metric_uid": "total_ar",
+        "metric_date": "2025-01-01",
+        "value": 1,
+    }
+    path = tmp_path / "values.jsonl"
+    path.write_text(
+        json.dumps(item | {"timezone": "U\ud800TC"})  # ASCII text: the escape \ud800
+        + "\n"
+        + json.dumps(item | {"metric_date": "2025-01-02", "_metadata": {"a": "\ud83d"}})
+        + "\n"
+    )
+    errors_out = tmp_path / "errors.csv"
+    _, err, failure = run(
+        path, "--engine", engine, "--errors-out", str(errors_out), expect_failure=True
+    )
+    assert failure.returncode == 1
+    assert reported(err) == [
+        "line 1: timezone: Surrogate characters are not allowed: U+D800.",
+        "line 2: _metadata: _metadata must contain only JSON values.",
+    ]
+    cells = item | {"value": "1"}
+    assert errors_file_rows(errors_out) == [
+        cells
+        | {
+            "timezone": "U\\ud800TC",
+            "_line": "1",
+            "_error": "timezone: Surrogate characters are not allowed: U+D800.",
+        },
+        cells
+        | {
+            "metric_date": "2025-01-02",
+            "_metadata": '{"a": "\\ud83d"}',
+            "_line": "2",
+            "_error": "_metadata: _metadata must contain only JSON values.",
+        },
+    ]
+    assert MetricValue.objects.count() == 0
