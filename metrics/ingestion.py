@@ -48,6 +48,7 @@ import queue
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -147,6 +148,9 @@ class ItemResult:
     uid: UUID | None = None
     errors: dict[str, list[str]] | None = None
     code: str | None = None
+    #: A file line refused before it became an item: what it was read as, if anything
+    #: (for ``--errors-out``).
+    raw: object = None
 
     def as_dict(self) -> dict:
         return {
@@ -158,8 +162,10 @@ class ItemResult:
         }
 
 
-def _error(index: int, errors: dict, code: str = "validation_error", uid=None) -> ItemResult:
-    return ItemResult(index, Status.ERROR, uid=uid, errors=errors, code=code)
+def _error(
+    index: int, errors: dict, code: str = "validation_error", uid=None, raw=None
+) -> ItemResult:
+    return ItemResult(index, Status.ERROR, uid=uid, errors=errors, code=code, raw=raw)
 
 
 def not_found_result(index: int, context_type: str) -> ItemResult:
@@ -986,6 +992,70 @@ class SourceError(Exception):
     """The file as a whole cannot be read (bad header, unknown format)."""
 
 
+#: A byte that is not UTF-8, as ``open_text``'s ``surrogateescape`` decoding gives it.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_CHUNK_CHARS = 1 << 16
+
+
+class TextLines:
+    """The lines of a stream from ``open_text``, noting each line that holds bytes that
+    are not UTF-8 (``bad``: line number → its first such byte), for the reader to report
+    the record instead of reading it.
+
+    ``open_text`` decodes with ``surrogateescape``: each byte that is not UTF-8 arrives
+    as a lone surrogate (U+DC80–U+DCFF) and every ASCII byte as itself, so lines and
+    CSV quoting split exactly as in the bytes. Lines are checked a chunk at a time: an
+    ASCII chunk, the common case, in constant time; another by encoding it back, and
+    only a chunk that holds such a byte line by line.
+    """
+
+    def __init__(self, stream: io.TextIOBase):
+        self.stream = stream
+        self.bad: dict[int, int] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain.from_iterable(self._chunks())
+
+    def _chunks(self) -> Iterator[list[str]]:
+        readlines = self.stream.readlines
+        search = _UNDECODED.search
+        number = 0
+        while lines := self._read(readlines, number):
+            chunk = "".join(lines)
+            if not chunk.isascii():
+                try:
+                    chunk.encode()  # refuses surrogates; a sixth of a search's time
+                except UnicodeEncodeError:
+                    for offset, line in enumerate(lines, start=number + 1):
+                        if found := search(line):
+                            self.bad[offset] = ord(found.group()) - 0xDC00
+            number += len(lines)
+            yield lines
+
+    @staticmethod
+    def _read(readlines, number: int) -> list[str]:
+        try:
+            return readlines(_CHUNK_CHARS)
+        except (OSError, EOFError, zlib.error) as exc:  # a damaged .gz, a failing disk
+            after = f" after line {number}" if number else ""
+            raise SourceError(f"Cannot read the file{after}: {exc}.") from exc
+
+    def take(self, last: int) -> tuple[int, int] | None:
+        """Forget the bad lines up to ``last``; → the first of them and its byte."""
+        first = None
+        for number in [n for n in self.bad if n <= last]:
+            byte = self.bad.pop(number)
+            if first is None:
+                first = (number, byte)
+        return first
+
+
+def undecodable_result(index: int, bad_line: int, byte: int, raw: object = None) -> ItemResult:
+    where = "" if bad_line == index else f" on line {bad_line}"
+    problem = f"Not valid UTF-8: byte 0x{byte:02X}{where}."
+    return _error(index, {NON_FIELD: [problem]}, raw=raw)
+
+
 def _floats(node):
     if isinstance(node, Decimal):
         return float(node)
@@ -1025,11 +1095,19 @@ class CsvRows:
         return item
 
     def records(self) -> Iterator[tuple[int, list[str] | ItemResult]]:
-        reader = csv.reader(self.stream)
+        lines = TextLines(self.stream)
+        bad = lines.bad
+        reader = csv.reader(lines)
         try:
             header = [name.strip() for name in next(reader)]
         except StopIteration:
             return
+        except csv.Error as exc:
+            raise SourceError(f"The header is not valid CSV: {exc}.") from exc
+        if bad and (found := lines.take(reader.line_num)):
+            raise SourceError(
+                f"line {found[0]}: the header is not valid UTF-8: byte 0x{found[1]:02X}."
+            )
         unknown = [n for n in header if n not in FIELDS and n not in ANNOTATION_FIELDS]
         if unknown:
             raise SourceError(
@@ -1045,18 +1123,32 @@ class CsvRows:
         positions = [header.index(n) if n in header else width for n in FIELDS]
         in_order = positions == list(range(len(FIELDS))) and width == len(FIELDS)
         line = reader.line_num
-        for record in reader:
-            start, line = line + 1, reader.line_num
-            if not record:
-                continue
-            if len(record) != width:
-                problem = f"Expected {width} columns, found {len(record)}."
-                yield start, _error(start, {NON_FIELD: [problem]})
-                continue
-            if not in_order:
-                record.append("")
-                record = [record[i] for i in positions]
-            yield start, record
+        while True:
+            try:
+                for record in reader:
+                    start, line = line + 1, reader.line_num
+                    if bad and (found := lines.take(line)):
+                        raw = None
+                        if len(record) == width:
+                            record.append("")
+                            raw = self.item([record[i] for i in positions])
+                        yield start, undecodable_result(start, *found, raw=raw)
+                        continue
+                    if not record:
+                        continue
+                    if len(record) != width:
+                        problem = f"Expected {width} columns, found {len(record)}."
+                        yield start, _error(start, {NON_FIELD: [problem]})
+                        continue
+                    if not in_order:
+                        record.append("")
+                        record = [record[i] for i in positions]
+                    yield start, record
+                return
+            except csv.Error as exc:  # a field over the size limit: its record only
+                start, line = line + 1, reader.line_num
+                lines.take(line)
+                yield start, _error(start, {NON_FIELD: [f"Not valid CSV: {exc}."]})
 
 
 def csv_rows(stream: io.TextIOBase) -> CsvRows:
@@ -1066,21 +1158,38 @@ def csv_rows(stream: io.TextIOBase) -> CsvRows:
 def jsonl_rows(stream: io.TextIOBase) -> Iterator[tuple[int, object]]:
     """``(line number, item)`` per JSON Lines object; blank lines are skipped. Numbers with
     a fraction parse exactly (``Decimal``), as in the API."""
-    for number, line in enumerate(stream, start=1):
+    lines = TextLines(stream)
+    bad = lines.bad
+    for number, line in enumerate(lines, start=1):
+        if bad and number in bad:
+            try:
+                raw = _json_item(line)
+            except ValueError:
+                raw = None
+            yield number, undecodable_result(number, number, bad.pop(number), raw=raw)
+            continue
         if not line.strip():
             continue
         try:
-            item = json.loads(line, parse_float=Decimal, parse_constant=_reject_constant)
+            item = _json_item(line)
         except ValueError as exc:
             yield number, _error(number, {NON_FIELD: [f"Not valid JSON: {exc}."]})
             continue
-        if isinstance(item, dict) and isinstance(item.get("_metadata"), dict | list):
-            item["_metadata"] = _floats(item["_metadata"])
         yield number, item
 
 
+def _json_item(line: str) -> object:
+    item = json.loads(line, parse_float=Decimal, parse_constant=_reject_constant)
+    if isinstance(item, dict) and isinstance(item.get("_metadata"), dict | list):
+        item["_metadata"] = _floats(item["_metadata"])
+    return item
+
+
 def raw_cells(item: object) -> dict[str, str]:
-    """An item as CSV cells (for ``--errors-out``)."""
+    """An item as CSV cells (for ``--errors-out``); a byte that is not UTF-8 is written
+    as ``\\xNN``, so that the file stays UTF-8 and shows where the byte was."""
+    if item.__class__ is ItemResult:  # a line refused as read
+        item = item.raw
     if not isinstance(item, Mapping):
         return {}
     cells = {}
@@ -1089,10 +1198,24 @@ def raw_cells(item: object) -> dict[str, str]:
         if value is None:
             cells[name] = ""
         elif name == "_metadata" and not isinstance(value, str):
-            cells[name] = json.dumps(value, default=str)
+            cells[name] = _escaped(json.dumps(value, default=str, ensure_ascii=False))
         else:
-            cells[name] = str(value)
+            cells[name] = _escaped(str(value))
     return cells
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(found: re.Match) -> str:
+    code = ord(found.group())
+    return f"\\x{code - 0xDC00:02x}" if code >= 0xDC80 else f"\\u{code:04x}"
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each byte that was not UTF-8 as ``\\xNN`` (any other lone surrogate,
+    which only a JSON escape can give, as ``\\uNNNN``): writable as UTF-8."""
+    return text if text.isascii() else _SURROGATE.sub(_escape_surrogate, text)
 
 
 @dataclass
@@ -1265,15 +1388,17 @@ def open_text(path: str, stdin=None) -> tuple[io.TextIOBase, Callable[[], int], 
     import os
     import sys
 
+    # A byte that is not UTF-8 fails its line, not the file (``TextLines``).
+    decoding = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
     if path == "-":
         stdin = stdin or sys.stdin
         if hasattr(stdin, "buffer"):
-            stdin = io.TextIOWrapper(stdin.buffer, encoding="utf-8-sig", newline="")
+            stdin = io.TextIOWrapper(stdin.buffer, **decoding)
         return stdin, lambda: 0, None
     binary = open(path, "rb")  # noqa: SIM115 - closed with the text wrapper by the caller
     total = os.fstat(binary.fileno()).st_size
     source = gzip.GzipFile(fileobj=binary) if path.endswith(".gz") else binary
-    text = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(source, **decoding)
     return text, binary.tell, total
 
 

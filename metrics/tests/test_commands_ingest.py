@@ -1,6 +1,7 @@
 """``import_metric_values``, ``export_metric_values`` and ``revert_batch``."""
 
 import csv
+import gzip
 import io
 import json
 import uuid
@@ -349,3 +350,289 @@ def test_revert_batch_of_a_bulk_call(editor_client, organization, total_ar):
     batch_id = response.json()["data"]["batch_id"]
     call_command("revert_batch", batch_id, "--no-input", stdout=io.StringIO())
     assert not MetricValue.objects.exists()
+
+
+# --- Bytes that are not UTF-8 ---------------------------------------------------------------
+
+BOM = b"\xef\xbb\xbf"
+COMPRESSIONS = ["plain", "gzip"]
+
+
+def run_bytes(tmp_path, name, data: bytes, compression: str, engine: str):
+    """Import ``data`` as the file ``name`` (gzip-compressed if asked), expecting failed
+    rows; → stdout, stderr, the CommandError and the --errors-out path."""
+    if compression == "gzip":
+        path = tmp_path / f"{name}.gz"
+        path.write_bytes(gzip.compress(data))
+    else:
+        path = tmp_path / name
+        path.write_bytes(data)
+    errors_out = tmp_path / "errors.csv"
+    out, err, failure = run(
+        path, "--engine", engine, "--errors-out", str(errors_out), expect_failure=True
+    )
+    return out, err, failure, errors_out
+
+
+def reported(err):
+    return [line for line in err.splitlines() if line.startswith("line ")]
+
+
+def errors_file_rows(path):
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            {name: cell for name, cell in row.items() if cell != ""}
+            for row in csv.DictReader(handle)
+        ]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_csv_line_that_is_not_utf8_is_a_bad_row(
+    tmp_path, engine, compression, catalogue, organization, party
+):
+    org = f"ORGANIZATION,{organization.uid},total_ar,,".encode()
+    data = (
+        BOM  # a byte order mark is not part of the header
+        + HEADER.encode()
+        + org + b"2025-01-01,1,,\n"  # line 2
+        + org + b'2025-01-02,2,,"{""note"": ""caf\xe9""}"\n'  # 3: Latin-1 e-acute
+        + org + b"2025-01-03,3,,\n"  # 4
+        + f"PARTY,{party.uid},party_count,,2025-01-03,4,,".encode()
+        + b'"{""note"": ""first\nsecond \xff""}"\n'  # 5-6: one record, bad byte on 6
+        + org + b'2025-01-04,5,,"{""note"": ""d\xc3\xa9j\xc3\xa0""}"\n'  # 7: valid UTF-8
+        + org + b"2025-01-05,6,,\xe2\x82"  # 8: a sequence cut short by the end of the file
+    )  # fmt: skip
+    out, err, failure, errors_out = run_bytes(tmp_path, "values.csv", data, compression, engine)
+    assert failure.returncode == 1
+    assert str(failure) == f"3 row(s) failed; see {errors_out}."
+    assert reported(err) == [
+        "line 3: Not valid UTF-8: byte 0xE9.",
+        "line 5: Not valid UTF-8: byte 0xFF on line 6.",
+        "line 8: Not valid UTF-8: byte 0xE2.",
+    ]
+    assert "3 created, 0 updated, 0 unchanged, 0 skipped, 3 error" in out
+    assert sorted(MetricValue.objects.values_list("metric_date", "value")) == [
+        (date(2025, 1, 1), Decimal(1)),
+        (date(2025, 1, 3), Decimal(3)),
+        (date(2025, 1, 4), Decimal(5)),
+    ]
+    org_cells = {
+        "context_type": "ORGANIZATION",
+        "entity_uid": str(organization.uid),
+        "metric_uid": "total_ar",
+    }
+    assert errors_file_rows(errors_out) == [
+        org_cells
+        | {
+            "metric_date": "2025-01-02",
+            "value": "2",
+            "_metadata": '{"note": "caf\\xe9"}',
+            "_line": "3",
+            "_error": "Not valid UTF-8: byte 0xE9.",
+        },
+        {
+            "context_type": "PARTY",
+            "entity_uid": str(party.uid),
+            "metric_uid": "party_count",
+            "metric_date": "2025-01-03",
+            "value": "4",
+            "_metadata": '{"note": "first\nsecond \\xff"}',
+            "_line": "5",
+            "_error": "Not valid UTF-8: byte 0xFF on line 6.",
+        },
+        org_cells
+        | {
+            "metric_date": "2025-01-05",
+            "value": "6",
+            "_metadata": "\\xe2\\x82",
+            "_line": "8",
+            "_error": "Not valid UTF-8: byte 0xE2.",
+        },
+    ]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_jsonl_line_that_is_not_utf8_is_a_bad_row(
+    tmp_path, engine, compression, catalogue, organization
+):
+    def item(day, value, metadata=b"{}"):
+        return (
+            b'{"context_type": "ORGANIZATION", "entity_uid": "%s", "metric_uid": "total_ar", '
+            b'"metric_date": "%s", "value": %d, "_metadata": %s}'
+            % (str(organization.uid).encode(), day.encode(), value, metadata)
+        )
+
+    data = (
+        BOM
+        + item("2025-01-01", 1) + b"\n"  # line 1
+        + item("2025-01-02", 2, b'{"note": "caf\xe9"}') + b"\n"  # 2
+        + item("2025-01-03", 3, '{"note": "d\u00e9j\u00e0"}'.encode()) + b"\n"  # 3
+        + item("2025-01-04", 4).replace(b": 4", b": 4\xff") + b"\n"  # 4: not JSON either
+        + b"\n"  # 5: blank
+        + item("2025-01-05", 5) + b"\n"  # 6
+        + item("2025-01-06", 6, b'{"note": "\xe2\x82')  # 7: cut short by the end of the file
+    )  # fmt: skip
+    out, err, failure, errors_out = run_bytes(tmp_path, "values.jsonl", data, compression, engine)
+    assert failure.returncode == 1
+    assert str(failure) == f"3 row(s) failed; see {errors_out}."
+    assert reported(err) == [
+        "line 2: Not valid UTF-8: byte 0xE9.",
+        "line 4: Not valid UTF-8: byte 0xFF.",
+        "line 7: Not valid UTF-8: byte 0xE2.",
+    ]
+    assert "3 created, 0 updated, 0 unchanged, 0 skipped, 3 error" in out
+    assert sorted(MetricValue.objects.values_list("metric_date", "metadata")) == [
+        (date(2025, 1, 1), {}),
+        (date(2025, 1, 3), {"note": "d\u00e9j\u00e0"}),
+        (date(2025, 1, 5), {}),
+    ]
+    assert errors_file_rows(errors_out) == [
+        {
+            "context_type": "ORGANIZATION",
+            "entity_uid": str(organization.uid),
+            "metric_uid": "total_ar",
+            "metric_date": "2025-01-02",
+            "value": "2",
+            "_metadata": '{"note": "caf\\xe9"}',
+            "_line": "2",
+            "_error": "Not valid UTF-8: byte 0xE9.",
+        },
+        {"_line": "4", "_error": "Not valid UTF-8: byte 0xFF."},
+        {"_line": "7", "_error": "Not valid UTF-8: byte 0xE2."},
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_a_bad_byte_on_the_last_of_1024_lines_keeps_every_good_row(
+    tmp_path, engine, catalogue, organization
+):
+    start = date(2020, 1, 1)
+    good = "".join(
+        org_line(organization, (start + timedelta(days=n)).isoformat(), n, ",") for n in range(1022)
+    )
+    last = org_line(organization, "2025-01-01", 1, ",").encode().replace(b",1,", b",1\xff,")
+    path = tmp_path / "values.csv"
+    path.write_bytes(HEADER.encode() + good.encode() + last)
+    out, err, failure = run(path, "--engine", engine, "--batch-size", "100", expect_failure=True)
+    assert failure.returncode == 1
+    assert reported(err) == ["line 1024: Not valid UTF-8: byte 0xFF."]
+    assert "1023 rows" in out and "1022 created" in out and "1 error" in out
+    assert MetricValue.objects.count() == 1022
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_a_header_that_is_not_utf8_fails_the_whole_file(tmp_path, engine, catalogue, organization):
+    path = tmp_path / "values.csv"
+    path.write_bytes(
+        HEADER.encode().replace(b"value", b"valu\xe9", 1)
+        + org_line(organization, "2025-01-01", 1, ",").encode()
+    )
+    _, _, failure = run(path, "--engine", engine, expect_failure=True)
+    assert failure.returncode == 1
+    assert str(failure) == "line 1: the header is not valid UTF-8: byte 0xE9."
+    assert MetricValue.objects.count() == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_a_file_that_cannot_be_read_is_a_clear_error(tmp_path, engine, catalogue, organization):
+    data = HEADER.encode() + org_line(organization, "2025-01-01", 1, ",").encode()
+    truncated = tmp_path / "truncated.csv.gz"
+    truncated.write_bytes(gzip.compress(data)[:-12])
+    _, _, failure = run(truncated, "--engine", engine, expect_failure=True)
+    assert failure.returncode == 1
+    assert str(failure) == (
+        "Cannot read the file: Compressed file ended before the end-of-stream marker was reached."
+    )
+    not_gzip = tmp_path / "plain.csv.gz"
+    not_gzip.write_bytes(data)
+    _, _, failure = run(not_gzip, "--engine", engine, expect_failure=True)
+    assert failure.returncode == 1
+    assert str(failure) == "Cannot read the file: Not a gzipped file (b'co')."
+    assert MetricValue.objects.count() == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_bad_bytes_from_stdin_and_an_oversized_csv_field_are_bad_rows(
+    tmp_path, engine, catalogue, organization
+):
+    org = f"ORGANIZATION,{organization.uid},total_ar,,".encode()
+    data = (
+        HEADER.encode()
+        + org + b"2025-01-01,1,,\n"  # line 2
+        + org + b"2025-01-02,2,,\x80\n"  # 3: a continuation byte alone
+        + org + b"2025-01-03,3,," + b"x" * 200_000 + b"\n"  # 4: over csv's field limit
+        + org + b"2025-01-04,4,,\n"  # 5
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command(
+            "import_metric_values",
+            "-",
+            "--format",
+            "csv",
+            "--engine",
+            engine,
+            stdin=io.TextIOWrapper(io.BytesIO(data)),
+            stdout=out,
+            stderr=err,
+        )
+    assert failure.value.returncode == 1
+    assert reported(err.getvalue()) == [
+        "line 3: Not valid UTF-8: byte 0x80.",
+        "line 4: Not valid CSV: field larger than field limit (131072).",
+    ]
+    assert "2 created" in out.getvalue() and "2 error" in out.getvalue()
+    assert sorted(MetricValue.objects.values_list("value", flat=True)) == [1, 4]
+
+    path = tmp_path / "values.csv"
+    path.write_bytes(HEADER.encode().replace(b"_metadata", b"_metadata," + b"x" * 200_000))
+    _, _, failure = run(path, "--engine", engine, expect_failure=True)
+    assert str(failure) == "The header is not valid CSV: field larger than field limit (131072)."
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_a_lone_surrogate_from_a_json_escape_reaches_errors_out_escaped(
+    tmp_path, engine, catalogue, organization
+):
+    item = {
+        "context_type": "ORGANIZATION",
+        "entity_uid": str(organization.uid),
+        "metric_uid": "total_ar",
+        "metric_date": "2025-01-01",
+        "value": 1,
+    }
+    path = tmp_path / "values.jsonl"
+    path.write_text(
+        json.dumps(item | {"timezone": "U\ud800TC"})  # ASCII text: the escape \ud800
+        + "\n"
+        + json.dumps(item | {"metric_date": "2025-01-02", "_metadata": {"a": "\ud83d"}})
+        + "\n"
+    )
+    errors_out = tmp_path / "errors.csv"
+    _, err, failure = run(
+        path, "--engine", engine, "--errors-out", str(errors_out), expect_failure=True
+    )
+    assert failure.returncode == 1
+    assert reported(err) == [
+        "line 1: timezone: Surrogate characters are not allowed: U+D800.",
+        "line 2: _metadata: _metadata must contain only JSON values.",
+    ]
+    cells = item | {"value": "1"}
+    assert errors_file_rows(errors_out) == [
+        cells
+        | {
+            "timezone": "U\\ud800TC",
+            "_line": "1",
+            "_error": "timezone: Surrogate characters are not allowed: U+D800.",
+        },
+        cells
+        | {
+            "metric_date": "2025-01-02",
+            "_metadata": '{"a": "\\ud83d"}',
+            "_line": "2",
+            "_error": "_metadata: _metadata must contain only JSON values.",
+        },
+    ]
+    assert MetricValue.objects.count() == 0

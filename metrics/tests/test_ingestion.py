@@ -1,6 +1,7 @@
 """The shared ingestion path: the validation shortcut never disagrees with the single
 create's full path, and the batched write-permission check equals ``can_write_values``."""
 
+import io
 import itertools
 import random
 import threading
@@ -16,6 +17,7 @@ from metrics.ingestion import (
     Pending,
     Row,
     RowValidator,
+    TextLines,
     prefetch,
     split_item,
     writable_check,
@@ -270,3 +272,20 @@ def test_bulk_item_with_an_unhashable_timezone_is_a_400(editor_client, organizat
     response = editor_client.post("/api/metrics/values/bulk", {"items": [item]}, format="json")
     assert response.status_code == 400
     assert "items.0.timezone" in response.json()["errors"]
+
+
+def test_text_lines_notes_every_line_that_is_not_utf8_across_chunks():
+    lines = [b"%d,plain ascii\n" % n for n in range(1, 20_001)]
+    lines[0] = b"1,caf\xe9\n"
+    lines[9_999] = b"10000,d\xc3\xa9j\xc3\xa0 \xff\n"  # valid UTF-8, then a bad byte
+    lines[12_344] = b"12345,\xc3\xa9 valid only\n"
+    lines[19_999] = b"20000,\xe2\x82"  # cut short by the end of the stream
+    stream = io.TextIOWrapper(
+        io.BytesIO(b"".join(lines)), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
+    reader = TextLines(stream)
+    read = list(reader)
+    assert len(read) == 20_000 and read[12_344] == "12345,\u00e9 valid only\n"
+    assert reader.bad == {1: 0xE9, 10_000: 0xFF, 20_000: 0xE2}
+    assert reader.take(10_000) == (1, 0xE9)
+    assert reader.bad == {20_000: 0xE2}

@@ -40,7 +40,8 @@ deletes exactly what a run created and never restores updated values.
 
 Bad rows are reported with their line number and the reason and do not stop the run;
 --errors-out writes them to a CSV that can be fixed and imported again as it is. The
-exit status is 1 when any row failed.
+exit status is 1 when any row failed. Files are UTF-8: a line holding bytes that are not
+is a bad row too, written to --errors-out with each such byte as \\xNN.
 """
 
 
