@@ -199,3 +199,39 @@ class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
                 "`entities:read`, `entities:write`. A missing scope is a 403."
             ),
         }
+
+
+def _enum_varname(value: str) -> str:
+    """``-metric_date`` → ``METRIC_DATE_DESC``, ``+name`` → ``NAME_ASC``, ``metrics:read`` →
+    ``METRICS_READ``."""
+    suffix = {"-": "_DESC", "+": "_ASC"}.get(value[:1], "")
+    text = value[1:] if suffix else value
+    name = "".join(char if char.isalnum() else "_" for char in text).strip("_").upper()
+    return f"{name or 'VALUE'}{suffix}"
+
+
+def add_enum_varnames(result, **kwargs):
+    """Names for string enums whose values are not identifiers (sort fields, scopes), as
+    ``x-enum-varnames``, so generated clients get ``METRIC_DATE_DESC`` rather than
+    ``VALUE_7``. Enums of plain identifiers already name themselves."""
+
+    def visit(node):
+        if isinstance(node, dict):
+            values = node.get("enum")
+            if (
+                isinstance(values, list)
+                and values
+                and all(isinstance(value, str) for value in values)
+                and not all(value.isidentifier() for value in values)
+            ):
+                names = [_enum_varname(value) for value in values]
+                if len(set(names)) == len(names):
+                    node["x-enum-varnames"] = names
+            for child in node.values():
+                visit(child)
+        elif isinstance(node, list):
+            for child in node:
+                visit(child)
+
+    visit(result)
+    return result

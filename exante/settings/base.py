@@ -291,7 +291,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
     "PREPROCESSING_HOOKS": ["exante.api.schema.strip_optional_trailing_slash"],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exante.api.schema.add_enum_varnames",
+    ],
 }
 
 # --- Observability: Prometheus text at /metrics (off unless enabled; docs/deploy.md) -------
