@@ -1,4 +1,4 @@
-"""Entities API (spec §3.5) and API keys (spec §3.1): thin views that parse, check access,
+"""Entities API and API keys: thin views that parse, check access,
 call one service or selector and serialize.
 
 Every queryset starts from ``visible_to(request.user)``, so lists, counts and lookups only

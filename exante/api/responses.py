@@ -18,7 +18,7 @@ def error_envelope(
     errors: dict | None = None,
     data: object = None,
 ) -> dict:
-    """The one shape of every error body (spec §2.1)."""
+    """The one shape of every error body."""
     return {
         "status": "error",
         "status_code": status_code,

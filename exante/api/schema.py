@@ -27,7 +27,7 @@ ERROR_DESCRIPTIONS = {
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
-    """The error envelope (spec §2.1)."""
+    """The error envelope."""
 
     status = serializers.ChoiceField(choices=["error"])
     status_code = serializers.IntegerField(help_text="Always equals the HTTP status.")
@@ -81,7 +81,7 @@ class EnvelopeAutoSchema(AutoSchema):
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and isinstance(force_instance(serializer), StrictFieldsMixin):
-            # Unknown body fields are a 400 (spec §2.2); say so, so that clients and schema
+            # Unknown body fields are a 400; say so, so that clients and schema
             # fuzzers know an extra field is an invalid request, not an ignored one.
             schema["additionalProperties"] = False
         return schema
@@ -132,7 +132,7 @@ class EnvelopeAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if self.method == "DELETE" and "204" in responses:
-            # Deletes answer 200 with an empty object in the envelope (spec §2.1).
+            # Deletes answer 200 with an empty object in the envelope.
             del responses["204"]
             responses["200"] = self._get_response_for_code(
                 {"type": "object", "additionalProperties": False}, "200", direction=direction
@@ -174,7 +174,7 @@ class BearerAuthScheme(OpenApiAuthenticationExtension):
 
 def strip_optional_trailing_slash(endpoints, **kwargs):
     """Routes are written ``^path/?$`` so both spellings work; document the canonical one
-    (no trailing slash, spec §2)."""
+    (no trailing slash)."""
     return [
         (path.rstrip("/") if path != "/" else path, regex, method, callback)
         for path, regex, method, callback in endpoints
