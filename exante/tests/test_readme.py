@@ -65,3 +65,29 @@ def test_readme_walkthrough_runs_on_a_fresh_demo_server(demo_server):
         assert [item["uid"] for item in key_listed["data"]["items"]] == [value_uid, key_value_uid]
         assert key_patched["data"]["value"] == 34600000
         assert [answer["data"] for answer in answers[10:]] == [{}, {}, {}]
+
+
+# Built from parts so that this file does not match itself.
+OUTSIDE_REFERENCES = re.compile(
+    "|".join(["\u00a7", r"shared/" + "spec", r"\bspec" + r"(?:'s)? order", r"\bspec \d"]),
+    re.I,
+)
+TEXT_FILES = ("*.md", "*.py", "*.html", "*.txt", "*.toml", "Makefile", ".ci/*")
+
+
+def test_text_cites_no_outside_documents():
+    """README, docs, code comments and OpenAPI descriptions state their rules instead of
+    pointing at sections of a document outside the repository."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", *TEXT_FILES], cwd=ROOT, capture_output=True, text=True
+    )
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    hits = [
+        f"{path}:{number}: {line.strip()}"
+        for path in tracked.stdout.split()
+        if (ROOT / path).is_file()
+        for number, line in enumerate((ROOT / path).read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE_REFERENCES.search(line)
+    ]
+    assert hits == []
