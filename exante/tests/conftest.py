@@ -52,7 +52,15 @@ def demo_server():
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "PORT"}
+            if key
+            not in {
+                "DATABASE_URL",
+                "REDIS_URL",
+                "DJANGO_SETTINGS_MODULE",
+                "PORT",
+                "STATIC_ROOT",
+                "DEBUG",
+            }
         }
         env.update(
             DJANGO_SETTINGS_MODULE="exante.settings.base",
