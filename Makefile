@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run   virtualenv, install, migrate, demo data, then serve on 127.0.0.1:$(PORT)
-#   make test  the same set-up, then the whole test suite
+#   make run   virtualenv, runtime packages, migrate, demo data, then serve on 127.0.0.1:$(PORT)
+#   make test  the same set-up plus the development tools, then the whole test suite
+# Serving installs requirements.txt only; test, lint and check add requirements-dev.txt.
 # SQLite under var/ by default; PostgreSQL when DATABASE_URL is set.
 
 PYTHON ?= python3
@@ -8,19 +9,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# One stamp per set of requirements, named by its checksum: editing a file reinstalls.
+STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install migrate demo run test lint format check bench clean
+.PHONY: install install-dev migrate demo run test lint format check bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-run-*
+	@touch $@
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	@rm -f $(VENV)/.installed-*
+	@rm -f $(VENV)/.installed-dev-*
 	@touch $@
 
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput -v0
@@ -34,20 +44,20 @@ run: demo
 	@echo "  Exante Metrics on http://$(HOST):$(PORT)"
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/docs  (Redoc: /api/redoc, schema: /api/schema)"
 	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
-	@echo "  Log in with a demo account printed above, e.g.:"
-	@echo "    curl -s -X POST http://$(HOST):$(PORT)/api/auth/token -H 'Content-Type: application/json' \\"
-	@echo "      -d '{\"email\": \"editor@demo.exante.test\", \"password\": \"demo-editor-pass\"}'"
+	@echo "  Probes:    http://$(HOST):$(PORT)/healthz (process up), /readyz (database reachable)"
+	@echo "  Log in with a demo account printed above; README.md walks through a first value."
+	@echo "  Stop with Ctrl-C."
 	@echo ""
 	PORT=$(PORT) HOST=$(HOST) $(BIN)/gunicorn -c exante/gunicorn.conf.py exante.wsgi
 
-test: demo
+test: install-dev demo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

@@ -1,4 +1,4 @@
-"""Domain conflicts of the entities app, each with its stable code (spec §2.1)."""
+"""Domain conflicts of the entities app, each with its stable code."""
 
 from rest_framework import status
 

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from exante import observability
-from exante.api import auth, handlers, health
+from exante.api import auth, docs, handlers, health
 
 api_patterns = [
     re_path(r"^auth/token/?$", auth.TokenObtainView.as_view(), name="auth-token"),
@@ -15,6 +15,7 @@ api_patterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
     path("", include("metrics.api.urls")),
     path("", include("entities.api.urls")),
 ]

@@ -1,4 +1,4 @@
-"""Enums of the metrics domain (spec §1.1), exact and case-sensitive."""
+"""Enums of the metrics domain, exact and case-sensitive."""
 
 from datetime import date
 from decimal import Decimal

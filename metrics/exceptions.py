@@ -1,4 +1,4 @@
-"""Domain conflicts of the metrics app, each with its stable code (spec §2.1)."""
+"""Domain conflicts of the metrics app, each with its stable code."""
 
 from exante.api.exceptions import Conflict
 

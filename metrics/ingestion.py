@@ -2,7 +2,7 @@
 
 The bulk endpoint (``POST /api/metrics/values/bulk``), ``manage.py import_metric_values``
 and the demo loader all come through here, and every row gets exactly the checks of a
-single create, in the same order (spec §3.3):
+single create, in the same order:
 
 1. ``context_type`` and ``entity_uid`` well-formed, the entity exists and (for an API
    caller) is visible — else *not found*, with the words of the single-create 404;

@@ -31,7 +31,8 @@ def entity_queryset(context_type: str) -> models.QuerySet:
 
 
 def visible_entities(context_type: str, user) -> models.QuerySet:
-    """Entities of ``context_type`` the caller may see (spec §3.5 visibility rules)."""
+    """Entities of ``context_type`` the caller may see, by the ``visible_to`` rules of the
+    entity models (the same as every other read)."""
     queryset = entity_queryset(context_type)
     if context_type == ContextType.USER:
         return queryset.filter(pk__in=User.objects.visible_to(user).values("pk"))

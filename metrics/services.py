@@ -64,7 +64,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-# --- Value rules (spec §1.4) --------------------------------------------------------------
+# --- Value rules -------------------------------------------------------------------------
 
 
 def normalize_value(raw: object) -> Decimal:

@@ -1,4 +1,4 @@
-"""``/api/api-keys`` (spec §3.1): create (the key shown once), list, revoke."""
+"""``/api/api-keys`` : create (the key shown once), list, revoke."""
 
 import uuid
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Organizations and parties (spec §3.5): visibility-narrowed lists and lookups, staff-only
+"""Organizations and parties : visibility-narrowed lists and lookups, staff-only
 organization creation, admin-only party management, strict bodies, 409 on a duplicate
 external_ref decided by the database."""
 

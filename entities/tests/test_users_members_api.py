@@ -1,4 +1,4 @@
-"""Users, the caller (``GET /api/user``) and memberships (spec §3.5)."""
+"""Users, the caller (``GET /api/user``) and memberships."""
 
 import uuid
 

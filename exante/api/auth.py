@@ -1,4 +1,4 @@
-"""JWT endpoints (spec §3.1): token, refresh with rotation, verify, logout."""
+"""JWT endpoints: token, refresh with rotation, verify, logout."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers

@@ -6,7 +6,7 @@ import uuid
 from django.urls import register_converter
 from django.urls.converters import get_converters
 
-#: The entity contexts a metric value can belong to (spec §1.1), exact and case-sensitive.
+#: The entity contexts a metric value can belong to, exact and case-sensitive.
 CONTEXT_TYPES = ("ORGANIZATION", "PARTY", "USER")
 
 

@@ -1,4 +1,4 @@
-"""Domain exceptions and the one handler that shapes every DRF error (spec §2.1)."""
+"""Domain exceptions and the one handler that shapes every DRF error."""
 
 import logging
 
@@ -41,7 +41,7 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
-# Stable codes for DRF's own exceptions (spec §2.1 lists them).
+# Stable codes for DRF's own exceptions (each error answer carries one).
 _CODES: list[tuple[type[Exception], str]] = [
     (exceptions.NotAuthenticated, "not_authenticated"),
     (exceptions.AuthenticationFailed, "authentication_failed"),

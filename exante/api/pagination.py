@@ -1,4 +1,4 @@
-"""Page-number pagination with strict bounds and the ``_meta`` block (spec §2.2)."""
+"""Page-number pagination with strict bounds and the ``_meta`` block."""
 
 import math
 

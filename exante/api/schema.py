@@ -41,7 +41,7 @@ ERROR_DESCRIPTIONS = {
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
-    """The error envelope (spec §2.1)."""
+    """The error envelope."""
 
     status = serializers.ChoiceField(choices=["error"])
     status_code = serializers.IntegerField(help_text="Always equals the HTTP status.")
@@ -95,7 +95,7 @@ class EnvelopeAutoSchema(AutoSchema):
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and isinstance(force_instance(serializer), StrictFieldsMixin):
-            # Unknown body fields are a 400 (spec §2.2); say so, so that clients and schema
+            # Unknown body fields are a 400; say so, so that clients and schema
             # fuzzers know an extra field is an invalid request, not an ignored one.
             schema["additionalProperties"] = False
         return schema
@@ -146,7 +146,7 @@ class EnvelopeAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if self.method == "DELETE" and "204" in responses:
-            # Deletes answer 200 with an empty object in the envelope (spec §2.1).
+            # Deletes answer 200 with an empty object in the envelope.
             del responses["204"]
             responses["200"] = self._get_response_for_code(
                 {"type": "object", "additionalProperties": False}, "200", direction=direction
@@ -188,7 +188,7 @@ class BearerAuthScheme(OpenApiAuthenticationExtension):
 
 def strip_optional_trailing_slash(endpoints, **kwargs):
     """Routes are written ``^path/?$`` so both spellings work; document the canonical one
-    (no trailing slash, spec §2)."""
+    (no trailing slash)."""
     return [
         (path.rstrip("/") if path != "/" else path, regex, method, callback)
         for path, regex, method, callback in endpoints
@@ -213,3 +213,39 @@ class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
                 "`entities:read`, `entities:write`. A missing scope is a 403."
             ),
         }
+
+
+def _enum_varname(value: str) -> str:
+    """``-metric_date`` → ``METRIC_DATE_DESC``, ``+name`` → ``NAME_ASC``, ``metrics:read`` →
+    ``METRICS_READ``."""
+    suffix = {"-": "_DESC", "+": "_ASC"}.get(value[:1], "")
+    text = value[1:] if suffix else value
+    name = "".join(char if char.isalnum() else "_" for char in text).strip("_").upper()
+    return f"{name or 'VALUE'}{suffix}"
+
+
+def add_enum_varnames(result, **kwargs):
+    """Names for string enums whose values are not identifiers (sort fields, scopes), as
+    ``x-enum-varnames``, so generated clients get ``METRIC_DATE_DESC`` rather than
+    ``VALUE_7``. Enums of plain identifiers already name themselves."""
+
+    def visit(node):
+        if isinstance(node, dict):
+            values = node.get("enum")
+            if (
+                isinstance(values, list)
+                and values
+                and all(isinstance(value, str) for value in values)
+                and not all(value.isidentifier() for value in values)
+            ):
+                names = [_enum_varname(value) for value in values]
+                if len(set(names)) == len(names):
+                    node["x-enum-varnames"] = names
+            for child in node.values():
+                visit(child)
+        elif isinstance(node, list):
+            for child in node:
+                visit(child)
+
+    visit(result)
+    return result

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 
 class StrictFieldsMixin:
-    """Unknown body fields are a 400 naming them (spec §2.2), not silently dropped."""
+    """Unknown body fields are a 400 naming them , not silently dropped."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

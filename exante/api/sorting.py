@@ -1,4 +1,4 @@
-"""``?sort=field``, ``?sort=+field``, ``?sort=-field`` over a whitelist (spec §2.2)."""
+"""``?sort=field``, ``?sort=+field``, ``?sort=-field`` over a whitelist."""
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend

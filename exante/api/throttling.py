@@ -1,4 +1,4 @@
-"""Rate limits shared by every worker (spec §2.1 ``throttled``).
+"""Rate limits shared by every worker (429 ``throttled``).
 
 Counters live in the Django cache: Redis when ``REDIS_URL`` is set, so all gunicorn workers
 and hosts count together; process memory otherwise (fine for one local process).

@@ -100,7 +100,8 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide overrides of third-party templates (the Redoc page).
+        "DIRS": [BASE_DIR / "exante" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -265,6 +266,8 @@ SIMPLE_JWT = {
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY") or SECRET_KEY,
 }
 
+SYSTEM_FONTS = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+MONOSPACE_FONTS = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Exante Metrics API",
     "DESCRIPTION": (
@@ -278,13 +281,29 @@ SPECTACULAR_SETTINGS = {
     # The schema and docs are public: a stale or bad bearer token sent along is ignored
     # (as on /api/auth/*) instead of turning a public page into a 401.
     "SERVE_AUTHENTICATION": [],
+    # The docs pages load nothing from another host: assets from the sidecar package, no
+    # Swagger validator badge, Redoc in the system's fonts (its page and bundle are
+    # exante/templates/drf_spectacular/redoc.html and exante/api/docs.py).
     "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": SYSTEM_FONTS,
+                "headings": {"fontFamily": SYSTEM_FONTS},
+                "code": {"fontFamily": MONOSPACE_FONTS},
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
     "PREPROCESSING_HOOKS": ["exante.api.schema.strip_optional_trailing_slash"],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exante.api.schema.add_enum_varnames",
+    ],
 }
 
 # --- Observability: Prometheus text at /metrics (off unless enabled; docs/deploy.md) -------

@@ -1,4 +1,4 @@
-"""API-key authentication (spec §3.1): ``Authorization: Bearer ex_live_…`` acts for its
+"""API-key authentication: ``Authorization: Bearer ex_live_…`` acts for its
 user inside one organization, within its scopes, and stops working the moment it is
 revoked, expires, or its user leaves the organization."""
 

@@ -1,4 +1,4 @@
-"""The database goes away under a real server and comes back (spec §2.1: 503, not 500).
+"""The database goes away under a real server and comes back (503, not 500).
 
 A throwaway PostgreSQL cluster (initdb into a temp dir, a free port in 18530-18559) and a
 gunicorn server pointed at it are started by this module; the shared PostgreSQL server is

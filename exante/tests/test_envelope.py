@@ -1,4 +1,4 @@
-"""Every status the service can answer carries the envelope (spec §2.1)."""
+"""Every status the service can answer carries the envelope."""
 
 import pytest
 from django.db import OperationalError

@@ -86,7 +86,7 @@ class TestEmptyTypedFilters:
 
 def test_request_bodies_document_that_unknown_fields_are_rejected():
     """Generated bodies with extra keys were "valid" per the schema yet 400 by contract
-    (spec §2.2), so most fuzzed creates never reached the business rules."""
+    (unknown fields are a 400), so most fuzzed creates never reached the business rules."""
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
@@ -120,7 +120,7 @@ def test_value_list_items_do_not_require_the_metadata_key():
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", ["post", "patch", "delete", "get"])
 def test_unknown_context_type_is_404_for_every_method_without_csrf_cookie(staff, method):
-    """Spec §3.3 step 1. A real API client sends no CSRF cookie; the plain Django view that
+    """A real API client sends no CSRF cookie; the plain Django view that
     answers malformed value paths made a POST a 403 (CSRF) instead of the 404."""
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
@@ -138,7 +138,7 @@ def test_unknown_context_type_is_404_for_every_method_without_csrf_cookie(staff,
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_probes_answer_other_methods_with_the_405_envelope(path, method):
-    """Spec §2.1: every 4xx is the envelope. These plain views answered a cookie-less POST
+    """Every 4xx is the envelope. These plain views answered a cookie-less POST
     with a CSRF 403 and other methods with Django's empty HTML 405."""
     response = getattr(Client(enforce_csrf_checks=True), method)(path)
     assert response.status_code == 405, response.content

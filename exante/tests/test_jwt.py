@@ -1,4 +1,4 @@
-"""JWT flows (spec §3.1): obtain, refresh with rotation, verify, logout."""
+"""JWT flows: obtain, refresh with rotation, verify, logout."""
 
 from datetime import timedelta
 

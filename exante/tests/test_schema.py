@@ -68,10 +68,66 @@ def test_success_bodies_are_wrapped_in_the_envelope(schema):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/api/docs", "/api/redoc"])
-def test_docs_pages_use_local_assets_only(anon_client, path):
+@pytest.mark.parametrize(
+    ("path", "bundle"),
+    [
+        ("/api/docs", "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"),
+        ("/api/redoc", "/api/redoc/redoc.standalone.js"),
+    ],
+)
+def test_docs_pages_use_local_assets_only(anon_client, path, bundle):
     response = anon_client.get(path)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "/static/drf_spectacular_sidecar/" in html
+    assert f'<script src="{bundle}"></script>' in html
     assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+def _string_enums(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list) and all(isinstance(v, str) for v in node["enum"]):
+            yield node
+        for child in node.values():
+            yield from _string_enums(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _string_enums(child)
+
+
+def test_enums_of_non_identifiers_carry_member_names(schema):
+    named = [node for node in _string_enums(schema) if "x-enum-varnames" in node]
+    unnamed = [
+        node["enum"]
+        for node in _string_enums(schema)
+        if "x-enum-varnames" not in node and not all(v.isidentifier() for v in node["enum"])
+    ]
+    assert unnamed == []
+    for node in named:
+        assert len(set(node["x-enum-varnames"])) == len(node["enum"])
+        assert all(name.isidentifier() for name in node["x-enum-varnames"])
+    sort = next(
+        parameter["schema"]
+        for parameter in schema["paths"]["/api/metrics/values/{context_type}/{entity_uid}"]["get"][
+            "parameters"
+        ]
+        if parameter["name"] == "sort"
+    )
+    assert dict(zip(sort["enum"], sort["x-enum-varnames"], strict=True)) == {
+        "created_at": "CREATED_AT",
+        "+created_at": "CREATED_AT_ASC",
+        "-created_at": "CREATED_AT_DESC",
+        "metric_date": "METRIC_DATE",
+        "+metric_date": "METRIC_DATE_ASC",
+        "-metric_date": "METRIC_DATE_DESC",
+        "value": "VALUE",
+        "+value": "VALUE_ASC",
+        "-value": "VALUE_DESC",
+    }
+    scopes = schema["components"]["schemas"]["ScopesEnum"]
+    assert scopes["x-enum-varnames"] == [
+        "METRICS_READ",
+        "METRICS_WRITE",
+        "METRICS_ADMIN",
+        "ENTITIES_READ",
+        "ENTITIES_WRITE",
+    ]

@@ -214,7 +214,7 @@ the returned `batch_id` (`manage.py revert_batch` deletes them). Body limit:
     ],
 )
 class MetricValueBulkView(APIView):
-    """Spec §3.4. Tenancy and roles are checked per item by the service."""
+    """Tenancy and roles are checked per item by the service."""
 
     api_scope = "metrics"
     max_body_setting = "API_MAX_BULK_BODY_BYTES"

@@ -171,7 +171,8 @@ class RawValueField(serializers.Field):
 
 @extend_schema_field(OpenApiTypes.BOOL)
 class QueryBooleanField(serializers.Field):
-    """A query-string boolean: ``true``/``false``/``1``/``0`` only (spec §2.2)."""
+    """A query-string boolean: ``true``/``false``/``1``/``0`` only; anything else is a 400
+    naming the parameter."""
 
     default_error_messages = {"invalid": "Must be one of true, false, 1, 0."}
 

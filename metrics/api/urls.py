@@ -24,7 +24,7 @@ value_detail = MetricValueViewSet.as_view(
 
 def with_optional_slash(route: str, view, name: str) -> list:
     """``path()`` patterns (which apply converters) for the route with and without a
-    trailing slash: both are accepted, with no redirect (spec §2)."""
+    trailing slash: both are accepted, with no redirect."""
     return [path(route, view, name=name), path(f"{route}/", view)]
 
 

@@ -56,7 +56,7 @@ from .serializers import (
     value_row,
 )
 
-#: Without dates, a value list covers the last 90 days up to today (spec §3.3).
+#: Without dates, a value list covers the last 90 days up to today.
 DEFAULT_LIST_DAYS = 90
 
 
@@ -99,7 +99,8 @@ DEFAULT_LIST_DAYS = 90
     ),
 )
 class MetricDefinitionViewSet(viewsets.ModelViewSet):
-    """Metric definitions (spec §3.2)."""
+    """The global catalogue of metric definitions: every caller reads it; staff, or a key
+    with `metrics:admin`, change it."""
 
     queryset = MetricDefinition.objects.all()
     serializer_class = MetricDefinitionSerializer
@@ -141,7 +142,7 @@ class MetricDefinitionViewSet(viewsets.ModelViewSet):
         return Response({})
 
 
-# --- Metric values (spec §3.3) ---------------------------------------------------------------
+# --- Metric values ---------------------------------------------------------------------------
 
 _CONTEXT_PARAM = OpenApiParameter(
     "context_type",
@@ -391,7 +392,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
     def create(self, request, *args, **kwargs):
         # The body is read first so that its metric uid can join the entity's statement
         # (entity and visibility, the caller's role, the definition: one round trip), but
-        # an invalid body is answered only after the 404 (spec order: step 2 before 3).
+        # an invalid body is answered only after the 404: a missing entity answers first.
         data = body_error = None
         try:
             body = _create_body(request.data)

@@ -1,4 +1,4 @@
-"""``POST /api/metrics/values/bulk`` (spec §3.4)."""
+"""``POST /api/metrics/values/bulk``."""
 
 import uuid
 from datetime import date, timedelta

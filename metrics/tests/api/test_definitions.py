@@ -1,4 +1,4 @@
-"""Metric definitions API (spec §3.2): filters, search, sorting, pages, writes."""
+"""Metric definitions API: filters, search, sorting, pages, writes."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The metric value API (spec §3.3): create checks in order, list parameters, and the
+"""The metric value API: create checks in order, list parameters, and the
 single-value GET/PATCH/DELETE, for every context type and every kind of caller."""
 
 import uuid
@@ -283,7 +283,7 @@ def test_viewer_gets_403_on_a_valid_create(viewer_client, organization, total_ar
 
 
 def test_viewer_gets_400_before_403_for_an_invalid_body(viewer_client, organization, total_ar):
-    # The spec orders validation (3–5) before the write permission (6).
+    # Validation (steps 3–5) answers before the write permission (step 6).
     response = viewer_client.post(
         values_url("ORGANIZATION", organization.uid), body_for(total_ar, value="abc")
     )

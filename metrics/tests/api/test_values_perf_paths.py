@@ -7,7 +7,7 @@
   fresh compile of ``value_create_queryset`` gives for that caller, and compiling refuses a
   statement that would not be reusable;
 - the INSERT built once is Django's own INSERT for the same value;
-- the spec's order of answers (404, 400, 403, 409) holds although the body is read before
+- the order of answers (404, 400, 403, 409) holds although the body is read before
   the entity, and a definition changed behind the ORM's back is seen by the next request.
 """
 
