@@ -417,7 +417,7 @@ def metric_value_create_checked(
     )
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-        "SELECT %(uid)s, d.id, %(context_type)s, e.uid, %(time_unit)s, %(metric_date)s, "
+        "SELECT %(uid)s, d.id, d.context_type, e.uid, %(time_unit)s, %(metric_date)s, "
         f"%(value)s, COALESCE(%(timezone)s, {timezone_sql}), %(metadata)s, %(now)s, %(now)s "
         f"FROM {entity_table} "
         f"JOIN {quote(MetricDefinition._meta.db_table)} d ON d.uid = %(metric_uid)s "
