@@ -6,9 +6,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exante.api.exceptions import Conflict, DomainError
 from exante.api.schema import error_response
-from exante.api.serializers import StrictBooleanField, StrictFieldsMixin
+from exante.errors import Conflict, DomainError
+from exante.fields import StrictBooleanField, StrictFieldsMixin
 from exante.observability import record_ingested
 
 from ..constants import ContextType, TimeUnit

@@ -10,8 +10,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exante.api.filters import StrictBooleanField as StrictBooleanFormField
-from exante.api.serializers import StrictBooleanField, StrictCharField, StrictFieldsMixin
+from exante.fields import StrictBooleanField, StrictCharField, StrictFieldsMixin
+from exante.filters import StrictBooleanField as StrictBooleanFormField
 
 from ..constants import (
     METRIC_UID_PATTERN,

@@ -110,7 +110,7 @@ class Command(BaseCommand):
                     writer.writerow([item[name] for name in FIELDS])
                     count += 1
             else:
-                from exante.api.renderers import dumps
+                from exante.json import dumps
 
                 for item in rows:
                     stream.write(dumps(item).decode())
