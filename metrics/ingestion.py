@@ -76,11 +76,8 @@ from entities.permissions import is_unrestricted_staff
 from entities.validators import is_valid_timezone
 from exante.db import is_postgresql, violated_constraint
 
-# The single create's input serializer is the definition of a valid body; importing it
-# here (a service reaching into the API layer) is deliberate: one shape, one set of
-# messages, for one value or five thousand.
-from .api.serializers import MetadataField, MetricValueCreateSerializer, StrictDateField
 from .constants import METRIC_VALUE_UNIQUE_CONSTRAINT, ContextType, TimeUnit
+from .fields import MetadataField, MetricValueCreateSerializer, StrictDateField
 from .models import MetricDefinition, MetricValue
 from .selectors import entity_queryset, metric_values, visible_entities
 from .services import (

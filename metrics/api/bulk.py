@@ -12,9 +12,9 @@ from exante.fields import StrictBooleanField, StrictFieldsMixin
 from exante.observability import record_ingested
 
 from ..constants import ContextType, TimeUnit
+from ..fields import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
 from ..ingestion import OnConflict as OnConflictChoice
 from ..ingestion import Status, metric_values_bulk_ingest
-from .serializers import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
 
 MAX_ITEMS = 5000
 

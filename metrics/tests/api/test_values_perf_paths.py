@@ -536,8 +536,8 @@ BODIES = [
 
 
 def test_reused_fields_validate_exactly_like_a_fresh_serializer():
-    from metrics.api.serializers import MetricValueCreateSerializer
     from metrics.api.views import _create_body
+    from metrics.fields import MetricValueCreateSerializer
 
     # Twice over, so every body also follows every other one on the same fields.
     for data in BODIES + BODIES:
