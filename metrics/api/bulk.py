@@ -13,8 +13,9 @@ from exante.observability import record_ingested
 
 from ..constants import ContextType, TimeUnit
 from ..fields import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
-from ..ingestion import OnConflict as OnConflictChoice
-from ..ingestion import Status, metric_values_bulk_ingest
+from ..ingest.bulk import metric_values_bulk_ingest
+from ..ingest.items import OnConflict as OnConflictChoice
+from ..ingest.items import Status
 
 MAX_ITEMS = 5000
 

@@ -10,12 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from entities.models import Organization
 from metrics.constants import ContextType, TimeUnit
-from metrics.ingestion import (
-    FIELDS,
-    export_items,
-    metric_values_for_export,
-    plain_decimal,
-)
+from metrics.ingest.export import export_items, metric_values_for_export, plain_decimal
+from metrics.ingest.items import FIELDS
 from metrics.models import MetricDefinition
 
 HELP = """Export metric values to CSV or JSON Lines, streamed (flat memory at any size).

@@ -10,18 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from entities.models import Membership, Role
-from entities.permissions import can_write_values
-from metrics.ingestion import (
-    JsonText,
-    Pending,
-    Row,
-    RowValidator,
-    TextLines,
-    prefetch,
-    split_item,
-    writable_check,
-)
+from metrics.ingest.batching import prefetch
+from metrics.ingest.items import JsonText, Pending, Row, split_item
+from metrics.ingest.sources import TextLines
+from metrics.ingest.validation import RowValidator
 from metrics.models import MetricDefinition
 
 VALUES = [
@@ -182,24 +174,6 @@ def test_validate_reports_the_single_create_messages(catalogue):
 )
 def test_malformed_entity_fields_are_reported_alone(item, errors):
     assert split_item(4, item).errors == errors
-
-
-@pytest.mark.django_db
-def test_batched_write_check_equals_can_write_values(
-    make_user, organization, other_organization, party, other_party, staff
-):
-    editor = make_user(organization=organization, role=Role.EDITOR)
-    Membership.objects.create(user=editor, organization=other_organization, role=Role.VIEWER)
-    viewer = make_user(organization=organization, role=Role.VIEWER)
-    colleague = make_user(organization=organization)
-    stranger = make_user(organization=other_organization)
-    loner = make_user()
-    entities = [organization, other_organization, party, other_party]
-    entities += [editor, viewer, colleague, stranger, loner]
-    for user in (editor, viewer, colleague, stranger, loner, staff):
-        batched = writable_check(user, entities)
-        for entity in entities:
-            assert batched(entity) == can_write_values(user, entity), (user, entity)
 
 
 def test_corpus_is_varied():
