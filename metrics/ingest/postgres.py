@@ -34,8 +34,8 @@ repeated keys are applied in file order, exactly as the portable writer does.
 Parsing, validation and staging are done in a thread one batch ahead (``prefetch``), so
 Python's work overlaps with the database's; CSV records are validated as cells
 (``RowValidator.fast_text``) without becoming dicts. Each staged row is a tuple that
-psycopg's binary ``COPY`` writes (``copy.set_types`` + ``copy.write_row``); a plain-digits
-value goes as its text.
+psycopg's binary ``COPY`` writes (``copy.set_types`` + ``copy.write_row``); a uuid goes as
+its integer (``UuidIntDumper``), a plain-digits value as its text.
 """
 
 from __future__ import annotations
@@ -43,11 +43,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from uuid import UUID
 
 import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from uuid6 import uuid7
 
 from exante.db import violated_constraint
@@ -108,9 +110,25 @@ class StagedBatch:
         if self._by_line is None:  # built only for a batch with something to report
             self._by_line = dict(self.read)
         raw = self._by_line.get(line)
-        if self.item_of is not None and raw.__class__ is list:
+        if self.item_of is not None and raw.__class__ is tuple:
             return self.item_of(raw)
         return raw
+
+
+class UuidIntDumper(Dumper):
+    """A ``uuid`` given as its 128-bit integer, for the stage table's binary ``COPY``.
+
+    A staged row then holds only strings, numbers, dates and ``None``: the cyclic garbage
+    collector stops tracking it, where a ``UUID`` object (tracked, one per row for the
+    uid) would keep every row of the batch in each of its passes — measured at 3 µs a
+    row, a third of the validating thread's time.
+    """
+
+    format = Format.BINARY
+    oid = postgres.types["uuid"].oid
+
+    def dump(self, obj: int) -> bytes:
+        return obj.to_bytes(16, "big")
 
 
 _EMPTY_METADATA = "{}"
@@ -141,7 +159,8 @@ class _Stager:
             checked = self.validator.validate_fully(pending)
             if checked.__class__ is not Row:
                 staged.invalid[line] = (pending.context_type, checked)
-                row = (line, False, pending.context_type, pending.entity_uid, *_NO_BODY, uuid7())
+                entity = pending.entity_uid.int
+                row = (line, False, pending.context_type, entity, *_NO_BODY, uuid7().int)
                 staged.rounds[0].append(row)
                 return
             quick = (
@@ -153,10 +172,10 @@ class _Stager:
                 checked.metadata,
                 None,
             )
-        self.add(line, pending.context_type, pending.entity_uid, pending.entity_text, quick)
+        self.add(line, pending.context_type, pending.entity_uid.int, pending.entity_text, quick)
 
     def add(
-        self, line: int, context_type: str, entity_uid: UUID, entity_text: str, quick: tuple
+        self, line: int, context_type: str, entity_uid: int, entity_text: str, quick: tuple
     ) -> None:
         """Stage a valid row."""
         definition, time_unit, metric_date, value, zone, metadata, metadata_json = quick
@@ -185,7 +204,7 @@ class _Stager:
                 value,
                 zone,
                 metadata_json,
-                uuid7(),
+                uuid7().int,
             )
         )
 
@@ -235,7 +254,7 @@ def _stage_records(batch: list[tuple[int, object]], validator: RowValidator) -> 
                     JsonText(metadata) if metadata else None,
                 )
                 if quick is not None:
-                    add(line, context_type, entity_uid[0], entity_uid[1], quick)
+                    add(line, context_type, entity_uid[0].int, entity_uid[1], quick)
                     continue
         stager.full(line, item(record))
     return stager.staged
@@ -377,10 +396,12 @@ def _write_batch(staged: StagedBatch, writer: _RoundWriter, importer, summary) -
     errors = list(staged.decided)
     entity_missing: set[int] = set()
     with transaction.atomic(), connection.cursor() as cursor:
+        # By type ``None``: only ``set_types`` finds it; parameters keep psycopg's dumpers.
+        cursor.cursor.adapters.register_dumper(None, UuidIntDumper)
         for number, rows in enumerate(round_ for round_ in staged.rounds if round_):
             cursor.execute(PREPARE_STAGE if number == 0 else f"TRUNCATE {STAGE}")
             with cursor.cursor.copy(COPY_STAGE) as copy:
-                copy.set_types(STAGE_TYPES)
+                copy.set_types(STAGE_TYPES)  # the uuid columns dumped by ``UuidIntDumper``
                 write_row = copy.write_row
                 for row in rows:
                     write_row(row)

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from .items import (
@@ -111,7 +111,7 @@ class CsvRows:
     The header names the columns (any order); unknown columns are an error for the whole
     file, ``_line``/``_error`` (written by ``--errors-out``) are ignored.
 
-    Iterating gives items (dicts). ``records()`` gives the same rows undigested, as lists
+    Iterating gives items (dicts). ``records()`` gives the same rows undigested, as tuples
     of cells in ``FIELDS`` order (``""`` where not given), for a caller that validates
     cells directly (``RowValidator.fast_cells``) and builds an item with ``item()`` only
     for a row it must report or send down the full path.
@@ -126,14 +126,14 @@ class CsvRows:
             yield line, record if record.__class__ is ItemResult else item(record)
 
     @staticmethod
-    def item(cells: list[str]) -> dict:
+    def item(cells: Sequence[str]) -> dict:
         """Cells in ``FIELDS`` order → the item a JSON caller would have sent."""
         item = {name: cell for name, cell in zip(FIELDS, cells, strict=True) if cell != ""}
         if "_metadata" in item:
             item["_metadata"] = JsonText(item["_metadata"])
         return item
 
-    def records(self) -> Iterator[tuple[int, list[str] | ItemResult]]:
+    def records(self) -> Iterator[tuple[int, tuple[str, ...] | ItemResult]]:
         lines = TextLines(self.stream)
         bad = lines.bad
         reader = csv.reader(lines)
@@ -182,7 +182,9 @@ class CsvRows:
                     if not in_order:
                         record.append("")
                         record = [record[i] for i in positions]
-                    yield start, record
+                    # A tuple of strings: the cyclic collector stops tracking it, and a
+                    # batch of them costs its collections nothing.
+                    yield start, tuple(record)
                 return
             except csv.Error as exc:  # a field over the size limit: its record only
                 start, line = line + 1, reader.line_num
