@@ -13,6 +13,7 @@ from entities.models import Organization, Party
 
 from ..constants import ContextType
 from ..selectors import metric_values
+from .statements import VALUE_KEY_COLUMNS, VALUE_UPDATE_COLUMNS
 
 
 def metric_values_for_export(
@@ -44,15 +45,8 @@ def metric_values_for_export(
             models.Q(context_type=ContextType.ORGANIZATION, entity_uid=organization.uid)
             | models.Q(context_type=ContextType.PARTY, entity_uid__in=parties)
         )
-    return queryset.order_by("entity_uid", "metric_id", "time_unit", "metric_date").values_list(
-        "context_type",
-        "entity_uid",
-        "metric_id",
-        "time_unit",
-        "metric_date",
-        "value",
-        "timezone",
-        "metadata",
+    return queryset.order_by(*VALUE_KEY_COLUMNS).values_list(
+        "context_type", *VALUE_KEY_COLUMNS, *VALUE_UPDATE_COLUMNS
     )
 
 

@@ -34,7 +34,12 @@ from .items import (
     not_found_result,
     split_item,
 )
-from .statements import VALUE_INSERT_COLUMNS, value_insert_sql
+from .statements import (
+    VALUE_INSERT_COLUMNS,
+    VALUE_KEY_COLUMNS,
+    VALUE_UPDATE_COLUMNS,
+    value_insert_sql,
+)
 from .validation import RowValidator
 
 
@@ -80,7 +85,7 @@ def _existing(rows: list[Row], *, lock: bool) -> dict[tuple, _Stored]:
     prep_uuid = meta.get_field("entity_uid").get_db_prep_value
     prep_date = meta.get_field("metric_date").get_db_prep_value
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(c) for c in ("entity_uid", "metric_id", "time_unit", "metric_date"))
+    columns = ", ".join(quote(c) for c in VALUE_KEY_COLUMNS)
     found = {}
     for start in range(0, len(keys), 4000):
         chunk = keys[start : start + 4000]
@@ -99,16 +104,8 @@ def _existing(rows: list[Row], *, lock: bool) -> dict[tuple, _Stored]:
         queryset = MetricValue.objects.filter(condition)
         if lock:
             queryset = queryset.select_for_update()
-        for uid, *key, value, zone, metadata in queryset.values_list(
-            "uid",
-            "entity_uid",
-            "metric_id",
-            "time_unit",
-            "metric_date",
-            "value",
-            "timezone",
-            "metadata",
-        ):
+        stored = queryset.values_list("uid", *VALUE_KEY_COLUMNS, *VALUE_UPDATE_COLUMNS)
+        for uid, *key, value, zone, metadata in stored:
             found[tuple(key)] = _Stored(uid, value, zone, metadata, stored=True)
     return found
 

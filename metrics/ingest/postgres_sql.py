@@ -6,25 +6,18 @@ from entities.models import Organization, Party, User
 from ..constants import TimeUnit
 from ..models import MetricDefinition, MetricValue
 from .items import OnConflict
-from .statements import VALUE_INSERT_COLUMNS, value_insert_sql
+from .statements import (
+    VALUE_INSERT_COLUMNS,
+    VALUE_KEY_COLUMNS,
+    VALUE_UPDATE_COLUMNS,
+    value_insert_sql,
+)
 
-# Named apart from the earlier stage table (another shape), which a pooled server
-# connection could still hold.
+# A versioned name: a pooled server connection may hold a stage table of another shape,
+# made by another version of this code.
 STAGE = "metrics_ingest_stage_v2"
 
-STAGE_COLUMNS = (
-    "ln",
-    "valid",
-    "context_type",
-    "entity_uid",
-    "metric_id",
-    "time_unit",
-    "metric_date",
-    "value",
-    "timezone",
-    "metadata",
-    "uid",
-)
+STAGE_COLUMNS = ("ln", "valid", "context_type", *VALUE_KEY_COLUMNS, *VALUE_UPDATE_COLUMNS, "uid")
 #: The types of ``STAGE_COLUMNS``, for psycopg's binary ``COPY`` (``copy.set_types``).
 STAGE_TYPES = (
     "int8",
