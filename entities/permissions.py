@@ -140,6 +140,40 @@ def value_write_role(user, model) -> Subquery | None:
     return Subquery(_write_role_query(user, model, ref))
 
 
+def write_permission_sql(context_type: str, *, via_key: bool, quote) -> str:
+    """``can_write_values`` as a SQL condition, for a statement that writes a value and
+    checks the right to in the same round trip.
+
+    The statement names the entity ``e`` (a row of the context's table) and the acting
+    user ``u`` (the users row, so staff status is read from the database, not the token),
+    and binds ``%(key_organization_id)s`` and ``%(key_writes)s`` when ``via_key`` (the key
+    itself is loaded by its authentication). The rule is the one of ``can_write_values``;
+    a table-driven test runs both over the same callers and entities.
+    """
+    membership = quote(Membership._meta.db_table)
+    writers = ", ".join(f"'{role}'" for role in WRITER_ROLES)
+    if context_type == "USER":
+        if via_key:
+            colleague = (
+                f"EXISTS (SELECT 1 FROM {membership} m WHERE m.user_id = e.id "
+                "AND m.organization_id = %(key_organization_id)s)"
+            )
+            return f"(%(key_writes)s AND (e.id = u.id OR {colleague}))"
+        colleague = (
+            f"EXISTS (SELECT 1 FROM {membership} mine JOIN {membership} theirs "
+            "ON theirs.organization_id = mine.organization_id "
+            f"WHERE mine.user_id = u.id AND mine.role IN ({writers}) AND theirs.user_id = e.id)"
+        )
+        return f"(u.is_staff OR e.id = u.id OR {colleague})"
+    organization_id = "e.id" if context_type == "ORGANIZATION" else "e.organization_id"
+    if via_key:
+        return f"(%(key_writes)s AND {organization_id} = %(key_organization_id)s)"
+    return (
+        f"(u.is_staff OR EXISTS (SELECT 1 FROM {membership} m WHERE m.user_id = u.id "
+        f"AND m.organization_id = {organization_id} AND m.role IN ({writers})))"
+    )
+
+
 def can_manage_organization(user, organization: Organization) -> bool:
     """May ``user`` manage the organization's parties and memberships (and rename it)?
 

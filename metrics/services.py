@@ -18,10 +18,11 @@ from uuid import UUID
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, connections, router, transaction
-from django.db.models import signals
-from django.db.models.sql import InsertQuery
+from django.db import IntegrityError, connections, router, transaction
+from django.utils import timezone as django_timezone
 
+from entities.models import Scope, User, acting_key
+from entities.permissions import write_permission_sql
 from entities.validators import is_valid_timezone
 from exante.db import conflict_on, violated_constraint
 
@@ -40,7 +41,7 @@ from .constants import (
 )
 from .exceptions import DuplicateMetric, DuplicateValue, MetricInUse
 from .models import MetricDefinition, MetricValue
-from .selectors import entity_organization_timezone
+from .selectors import entity_organization_timezone, entity_timezone_sql
 
 _NUMERIC_STRING = re.compile(NUMERIC_STRING_PATTERN)
 
@@ -202,6 +203,14 @@ def normalize_metadata(raw: object) -> dict:
 
 # --- Metric values --------------------------------------------------------------------------
 
+#: The columns of the values table's unique key, in the constraint's order.
+_UNIQUE_KEY_COLUMNS = [
+    MetricValue._meta.get_field(name).column
+    for constraint in MetricValue._meta.constraints
+    if constraint.name == METRIC_VALUE_UNIQUE_CONSTRAINT
+    for name in constraint.fields
+]
+
 #: ``TimeUnit.values`` builds a new list on every access.
 _TIME_UNITS = frozenset(TimeUnit.values)
 
@@ -217,6 +226,109 @@ class EntityRef:
     @classmethod
     def of(cls, context_type: str, entity) -> "EntityRef":
         return cls(context_type, entity.uid, entity_organization_timezone(entity))
+
+
+@dataclass(frozen=True, slots=True)
+class ValueFields:
+    """The fields of a new value that are valid whatever its metric and entity:
+    ``value`` rounded, ``metadata`` plain JSON, ``timezone`` ``None`` for the entity's
+    default."""
+
+    time_unit: str
+    metric_date: date
+    value: Decimal
+    timezone: str | None
+    metadata: dict
+
+
+def _field_errors(
+    *, time_unit: str, metric_date: date, value: object, timezone: str | None, metadata: object
+) -> tuple[dict[str, list[str]], ValueFields | None, Decimal | None]:
+    """Every rule of a new value that needs neither its metric nor its entity: the errors
+    by field, the clean fields when there are none, and the number when it is one."""
+    errors: dict[str, list[str]] = {}
+    if time_unit not in _TIME_UNITS:
+        errors["time_unit"] = [f"time_unit must be one of {', '.join(TimeUnit.values)}."]
+    try:
+        number = normalize_value(value)
+    except ValidationError as exc:
+        errors["value"] = exc.messages
+        number = None
+    if time_unit in _TIME_UNITS and (date_errors := metric_date_errors(metric_date, time_unit)):
+        errors["metric_date"] = date_errors
+    if timezone == "":
+        timezone = None
+    if timezone is not None and not is_valid_timezone(timezone):
+        errors["timezone"] = [f"{timezone!r} is not a known IANA timezone name."]
+    clean_metadata: dict = {}
+    try:
+        clean_metadata = normalize_metadata(metadata)
+    except ValidationError as exc:
+        errors["_metadata"] = exc.messages
+    if errors:
+        return errors, None, number
+    fields = ValueFields(time_unit, metric_date, number, timezone, clean_metadata)
+    return errors, fields, number
+
+
+def metric_value_fields(
+    *,
+    time_unit: str = TimeUnit.DAY,
+    metric_date: date,
+    value: object,
+    timezone: str | None = None,
+    metadata: object = None,
+) -> ValueFields:
+    """The rules of ``metric_value_build`` that need no database; a ``ValidationError``
+    keyed by field when any fails."""
+    errors, fields, _number = _field_errors(
+        time_unit=time_unit,
+        metric_date=metric_date,
+        value=value,
+        timezone=timezone,
+        metadata=metadata,
+    )
+    if errors:
+        raise ValidationError(errors)
+    return fields
+
+
+def _definition_errors_for_value(
+    definition: MetricDefinition | None,
+    *,
+    context_type: str,
+    metric_uid: str | None,
+    allow_inactive: bool = False,
+) -> list[str]:
+    """What makes ``definition`` refuse a new value of ``context_type`` (the SQL twin is
+    ``DEFINITION_ACCEPTS_SQL``)."""
+    if definition is None:
+        return [f"Unknown metric {metric_uid!r}."]
+    errors = []
+    if definition.context_type != context_type:
+        errors.append(
+            f"Metric {definition.uid!r} is for context {definition.context_type}, "
+            f"not {context_type}."
+        )
+    if not definition.is_active and not allow_inactive:
+        errors.append(f"Metric {definition.uid!r} is inactive and takes no new values.")
+    return errors
+
+
+#: ``_definition_errors_for_value`` and ``value_errors_for_definition`` as one SQL
+#: condition on a definition ``d``, for the statement that checks and inserts a value in one
+#: round trip. The value rules look only at wholeness and sign, bound as ``%(whole)s`` and
+#: ``%(non_negative)s``; a table-driven test holds both forms to the same answers.
+DEFINITION_ACCEPTS_SQL = (
+    f"d.context_type = %(context_type)s AND d.is_active "
+    f"AND (d.value_type <> '{ValueType.COUNT}' OR (%(whole)s AND %(non_negative)s)) "
+    f"AND (d.storage_unit <> '{StorageUnit.CENTS}' OR %(whole)s)"
+)
+
+
+def value_shape_params(number: Decimal) -> dict[str, bool]:
+    """What ``DEFINITION_ACCEPTS_SQL`` needs to know of a value."""
+    return {"whole": number == number.to_integral_value(), "non_negative": number >= 0}
 
 
 def metric_value_build(
@@ -238,120 +350,136 @@ def metric_value_build(
     ``ValidationError`` keyed by field (``metric_uid``, ``value``, ``metric_date``,
     ``timezone``, ``_metadata``). ``definition=None`` means the uid was unknown.
     """
-    errors: dict[str, list[str]] = {}
-    if definition is None:
-        errors["metric_uid"] = [f"Unknown metric {metric_uid!r}."]
-    else:
-        if definition.context_type != entity.context_type:
-            errors.setdefault("metric_uid", []).append(
-                f"Metric {definition.uid!r} is for context {definition.context_type}, "
-                f"not {entity.context_type}."
-            )
-        if not definition.is_active and not allow_inactive:
-            errors.setdefault("metric_uid", []).append(
-                f"Metric {definition.uid!r} is inactive and takes no new values."
-            )
-    if time_unit not in _TIME_UNITS:
-        errors["time_unit"] = [f"time_unit must be one of {', '.join(TimeUnit.values)}."]
-    try:
-        number = normalize_value(value)
-    except ValidationError as exc:
-        errors["value"] = exc.messages
-        number = None
-    if number is not None and definition is not None:
-        value_errors = value_errors_for_definition(number, definition)
-        if value_errors:
-            errors["value"] = value_errors
-    if time_unit in _TIME_UNITS and (date_errors := metric_date_errors(metric_date, time_unit)):
-        errors["metric_date"] = date_errors
-    if timezone is None or timezone == "":
-        timezone = entity.default_timezone
-    elif not is_valid_timezone(timezone):
-        errors["timezone"] = [f"{timezone!r} is not a known IANA timezone name."]
-    try:
-        clean_metadata = normalize_metadata(metadata)
-    except ValidationError as exc:
-        errors["_metadata"] = exc.messages
+    errors, fields, number = _field_errors(
+        time_unit=time_unit,
+        metric_date=metric_date,
+        value=value,
+        timezone=timezone,
+        metadata=metadata,
+    )
+    if metric_errors := _definition_errors_for_value(
+        definition,
+        context_type=entity.context_type,
+        metric_uid=metric_uid,
+        allow_inactive=allow_inactive,
+    ):
+        errors = {"metric_uid": metric_errors, **errors}
+    if (
+        number is not None
+        and definition is not None
+        and (value_errors := value_errors_for_definition(number, definition))
+    ):
+        errors["value"] = value_errors
     if errors:
         raise ValidationError(errors)
     return MetricValue(
         metric=definition,
         context_type=entity.context_type,
         entity_uid=entity.uid,
-        time_unit=time_unit,
-        metric_date=metric_date,
-        value=number,
-        timezone=timezone,
-        metadata=clean_metadata,
+        time_unit=fields.time_unit,
+        metric_date=fields.metric_date,
+        value=fields.value,
+        timezone=fields.timezone or entity.default_timezone,
+        metadata=fields.metadata,
         batch_id=batch_id,
     )
 
 
-#: (database alias, vendor) → the text of the INSERT of one value, as Django compiles it.
-_insert_statements: dict[tuple[str, str], str] = {}
+#: The definition's facts a value's answer shows, read back by the checked insert.
+_ANSWER_DEFINITION_FIELDS = ("name", "period_definition", "value_type", "storage_unit")
 
 
-def _insert(instance: MetricValue) -> None:
-    """``instance.save(force_insert=True)`` without compiling the same statement again for
-    every value (that was most of the CPU of the save).
+def metric_value_create_checked(
+    *, user, context_type: str, entity_uid: UUID, metric_uid: str, fields: ValueFields
+) -> MetricValue | None:
+    """Insert a value in one statement that also checks everything the database knows:
+    the entity exists, the definition exists, fits the context, is active and takes this
+    value, the user (or its API key) may write the entity, and no value holds the key yet.
 
-    The first call per database takes Django's own INSERT (``InsertQuery``, as ``save``
-    builds it) and keeps its text; later calls only prepare the parameters the way its
-    compiler does (``field.pre_save`` stamps the timestamps, ``get_db_prep_save`` adapts).
-    Whatever this path cannot do exactly like ``save`` (signal receivers, columns the
-    database returns, an unset key or metric) goes through ``save`` itself.
+    Returns the saved value, or ``None`` when the statement inserted nothing; the caller
+    then asks, in the contract's order, which of those checks refused it. The user is read
+    by the statement itself (``u``), so a caller known only by a token's uid costs no
+    query of its own.
     """
+    connection = connections[router.db_for_write(MetricValue)]
+    quote = connection.ops.quote_name
+    key = acting_key(user)
+    entity_table, timezone_sql = entity_timezone_sql(context_type, quote)
     meta = MetricValue._meta
-    if (
-        instance.pk is None
-        or instance.metric_id is None
-        or meta.db_returning_fields
-        or signals.pre_save.has_listeners(MetricValue)
-        or signals.post_save.has_listeners(MetricValue)
-    ):
-        instance.save(force_insert=True)
-        return
-    using = router.db_for_write(MetricValue, instance=instance)
-    sql, params = insert_statement(instance, using)
-    with connections[using].cursor() as cursor:
+    columns = [
+        "uid", "metric_id", "context_type", "entity_uid", "time_unit", "metric_date", "value",
+        "timezone", "metadata", "created_at", "updated_at",
+    ]  # fmt: skip
+    returning = ", ".join(
+        f"(SELECT {quote(name)} FROM {quote(MetricDefinition._meta.db_table)} "
+        f"WHERE id = {quote('metric_id')})"
+        for name in _ANSWER_DEFINITION_FIELDS
+    )
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        "SELECT %(uid)s, d.id, %(context_type)s, e.uid, %(time_unit)s, %(metric_date)s, "
+        f"%(value)s, COALESCE(%(timezone)s, {timezone_sql}), %(metadata)s, %(now)s, %(now)s "
+        f"FROM {entity_table} "
+        f"JOIN {quote(MetricDefinition._meta.db_table)} d ON d.uid = %(metric_uid)s "
+        f"JOIN {quote(User._meta.db_table)} u ON u.uid = %(user_uid)s "
+        f"WHERE e.uid = %(entity_uid)s AND u.is_active AND {DEFINITION_ACCEPTS_SQL} "
+        f"AND {write_permission_sql(context_type, via_key=key is not None, quote=quote)} "
+        f"ON CONFLICT ({', '.join(quote(c) for c in _UNIQUE_KEY_COLUMNS)}) DO NOTHING "
+        f"RETURNING {quote('timezone')}, {returning}"
+    )
+    instance = MetricValue(
+        context_type=context_type,
+        entity_uid=entity_uid,
+        time_unit=fields.time_unit,
+        metric_date=fields.metric_date,
+        value=fields.value,
+        timezone=fields.timezone,
+        metadata=fields.metadata,
+    )
+    instance.created_at = instance.updated_at = django_timezone.now()
+
+    def prep(name: str, value):
+        return meta.get_field(name).get_db_prep_save(value, connection)
+
+    params = {
+        "uid": prep("uid", instance.uid),
+        "context_type": context_type,
+        "entity_uid": prep("entity_uid", entity_uid),
+        "metric_uid": metric_uid,
+        "user_uid": prep("entity_uid", user.uid),
+        "time_unit": fields.time_unit,
+        "metric_date": prep("metric_date", fields.metric_date),
+        "value": prep("value", fields.value),
+        "timezone": fields.timezone,
+        "metadata": prep("metadata", fields.metadata),
+        "now": prep("created_at", instance.created_at),
+        **value_shape_params(fields.value),
+    }
+    if key is not None:
+        params["key_organization_id"] = key.organization_id
+        params["key_writes"] = key.has_scope(Scope.METRICS_WRITE)
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance.timezone = row[0]
+    instance.metric = MetricDefinition(
+        uid=metric_uid, **dict(zip(_ANSWER_DEFINITION_FIELDS, row[1:], strict=True))
+    )
     instance._state.adding = False
-    instance._state.db = using
-
-
-def insert_statement(instance: MetricValue, using: str) -> tuple[str, list]:
-    """The INSERT of ``instance`` and its parameters, as Django's compiler builds them
-    (``pre_save`` stamps ``created_at``/``updated_at`` on the instance)."""
-    database = connections[using]
-    fields = MetricValue._meta.local_concrete_fields
-    statement_key = (using, database.vendor)
-    sql = _insert_statements.get(statement_key)
-    if sql is None:
-        query = InsertQuery(MetricValue)
-        query.insert_values(fields, [instance])
-        [(sql, params)] = query.get_compiler(using=using).as_sql()
-        _insert_statements[statement_key] = sql
-        return sql, list(params)
-    return sql, [
-        field.get_db_prep_save(field.pre_save(instance, True), connection=database)
-        for field in fields
-    ]
+    instance._state.db = connection.alias
+    return instance
 
 
 def metric_value_save_new(instance: MetricValue) -> MetricValue:
     """Insert a built value. The unique constraint decides a race: a violation becomes
     ``DuplicateValue`` carrying the existing row's uid; any other integrity error is
-    re-raised."""
+    re-raised. A savepoint inside a caller's transaction, so the caller can go on after
+    a 409."""
     try:
-        if connection.in_atomic_block:
-            # Inside a caller's transaction a failed INSERT would poison it: isolate the
-            # statement in a savepoint so the caller can go on after a 409.
-            with transaction.atomic():
-                _insert(instance)
-        else:
-            # In autocommit one INSERT is its own transaction, all or nothing; BEGIN and
-            # COMMIT around it would only add two round trips to the hottest write path.
-            _insert(instance)
+        with transaction.atomic():
+            instance.save(force_insert=True)
     except IntegrityError as exc:
         if violated_constraint(exc, MetricValue) != METRIC_VALUE_UNIQUE_CONSTRAINT:
             raise

@@ -132,7 +132,7 @@ class PrincipalRateThrottle(SlidingWindowThrottle):
     def client_key(self, request, view) -> str | None:
         user = request.user
         api_key = getattr(user, "api_key", None)
-        return f"k{api_key.pk}" if api_key is not None else f"u{user.pk}"
+        return f"k{api_key.pk}" if api_key is not None else f"u{user.uid}"
 
 
 class ScopedIPRateThrottle(SlidingWindowThrottle):

@@ -66,7 +66,9 @@ class TestPerPrincipal:
         for _ in range(5):
             assert viewer_client.get("/api/metrics").status_code == 429
         window = int(time.time() // 60)
-        counted = sum(cache.get(f"throttle:user:u{viewer.pk}:{w}", 0) for w in (window - 1, window))
+        counted = sum(
+            cache.get(f"throttle:user:u{viewer.uid}:{w}", 0) for w in (window - 1, window)
+        )
         assert counted == 2
 
     def test_anonymous_requests_are_refused_before_counting(self, rates, anon_client):
@@ -156,7 +158,7 @@ class FakeUser:
     is_authenticated = True
 
     def __init__(self, pk):
-        self.pk = pk
+        self.uid = uuid.UUID(int=pk)
 
 
 @pytest.fixture

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-import threading
+import contextlib
 from datetime import date, datetime, timedelta
 from http import HTTPStatus
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
-from django.urls import get_script_prefix, get_urlconf, reverse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -30,6 +29,11 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from entities.permissions import NOT_FETCHED, can_write_values
+from exante.api.authentication import (
+    ApiKeyAuthentication,
+    TokenClaimsAuthentication,
+    load_user,
+)
 from exante.api.pagination import WindowCountPagination
 from exante.api.permissions import ApiScopePermission, IsStaffOrReadOnly
 from exante.api.responses import error_response as plain_error_response
@@ -183,49 +187,6 @@ def _check_write(user, entity, context_type: str, *, role=NOT_FETCHED) -> None:
 
 
 _NOT_FOUND_404 = error_response(404, "`not_found`: no such value, or not visible to the caller.")
-
-_create_body_fields = threading.local()
-
-
-def _create_body(data) -> MetricValueCreateSerializer:
-    """``MetricValueCreateSerializer(data=data)``, with this thread's fields built once.
-
-    DRF deep-copies the declared fields into every new serializer, which was most of the
-    cost of validating a body this small. Fields keep no state between validations, so
-    each request gets a shallow copy of a per-thread serializer that never validates
-    itself: the copy shares the bound fields and holds its own data and results.
-    """
-    template = getattr(_create_body_fields, "serializer", None)
-    if template is None:
-        template = MetricValueCreateSerializer()
-        template.fields  # noqa: B018 - builds and binds the fields, once per thread
-        _create_body_fields.serializer = template
-    body = copy.copy(template)
-    body.initial_data = data
-    return body
-
-
-#: ``to_representation`` of the value serializer keeps no state: one instance serves every
-#: create (``Serializer(...).data`` would build and wrap a new one each time).
-_VALUE_OUTPUT = MetricValueSerializer()
-
-#: (script prefix, URLconf) → a value's path split around its uid: ``reverse()`` once per
-#: prefix instead of on every create.
-_VALUE_PATHS: dict[tuple, tuple[str, str]] = {}
-_UID_SLOT = UUID(int=0)
-
-
-def _value_path(uid) -> str:
-    """``reverse("metric-value-detail", kwargs={"value_uid": uid})``."""
-    key = (get_script_prefix(), get_urlconf())
-    parts = _VALUE_PATHS.get(key)
-    if parts is None:
-        path = reverse("metric-value-detail", kwargs={"value_uid": _UID_SLOT})
-        before, found, after = path.rpartition(str(_UID_SLOT))
-        if not found:
-            raise RuntimeError(f"the value detail path {path!r} does not show the uid as is")
-        parts = _VALUE_PATHS[key] = (before, after)
-    return f"{parts[0]}{uid}{parts[1]}"
 
 
 class MetricValueScopePermission(ApiScopePermission):
@@ -389,29 +350,69 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
             )
         return start, end
 
+    def initialize_request(self, request, *args, **kwargs):
+        request = super().initialize_request(request, *args, **kwargs)
+        if self.action == "create":
+            # The create's statement reads the token's user itself and requires it to
+            # exist and be active: its JWT is verified without a query of its own.
+            request.authenticators = (ApiKeyAuthentication(), TokenClaimsAuthentication())
+        return request
+
     def create(self, request, *args, **kwargs):
-        # The body is read first so that its metric uid can join the entity's statement
-        # (entity and visibility, the caller's role, the definition: one round trip), but
-        # an invalid body is answered only after the 404: a missing entity answers first.
-        data = body_error = None
+        # A valid body goes straight to the one statement that checks and inserts; an
+        # invalid one, or a refusal, to the checks one by one (entity before body).
+        shape_error = data = fields = None
         try:
-            body = _create_body(request.data)
+            body = MetricValueCreateSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
         except APIException as exc:
-            body_error = exc
+            shape_error = exc
+        if data is not None:
+            with contextlib.suppress(DjangoValidationError):
+                fields = services.metric_value_fields(
+                    time_unit=data["time_unit"],
+                    metric_date=data["metric_date"],
+                    value=data["value"],
+                    timezone=data.get("timezone"),
+                    metadata=data.get("_metadata"),
+                )
+        instance = None
+        if fields is not None:
+            instance = services.metric_value_create_checked(
+                user=request.user,
+                context_type=self.context_type,
+                entity_uid=self.entity_uid,
+                metric_uid=data["metric_uid"],
+                fields=fields,
+            )
+        if instance is None:
+            instance = self._create_or_refuse(request, data, shape_error)
+        record_ingested(1, source="api", outcome="created")
+        location = reverse("metric-value-detail", kwargs={"value_uid": instance.uid})
+        return Response(
+            MetricValueSerializer(instance).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": request.build_absolute_uri(location)},
+        )
+
+    def _create_or_refuse(self, request, data, shape_error) -> MetricValue:
+        """The checks of a create one by one, in the contract's order, each with its own
+        answer: 401 (the token's user is gone or inactive), 404, 400, 403, 409. Creates the
+        value when none refuses it (a conflicting value was deleted in between)."""
+        user = request.user = load_user(request.user)
         metric_uid = data["metric_uid"] if data is not None else None
         scope = selectors.value_create_scope(
             context_type=self.context_type,
             entity_uid=self.entity_uid,
-            user=request.user,
+            user=user,
             metric_uid=metric_uid,
         )
         if scope is None:
             raise self.entity_not_found()
         self.entity = scope.entity
-        if body_error is not None:
-            raise body_error
+        if shape_error is not None:
+            raise shape_error
         instance = services.metric_value_build(
             definition=scope.definition,
             metric_uid=metric_uid,
@@ -422,14 +423,8 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
             timezone=data.get("timezone"),
             metadata=data.get("_metadata"),
         )
-        _check_write(request.user, self.entity, self.context_type, role=scope.role)
-        services.metric_value_save_new(instance)
-        record_ingested(1, source="api", outcome="created")
-        return Response(
-            _VALUE_OUTPUT.to_representation(instance),
-            status=status.HTTP_201_CREATED,
-            headers={"Location": request.build_absolute_uri(_value_path(instance.uid))},
-        )
+        _check_write(user, self.entity, self.context_type, role=scope.role)
+        return services.metric_value_save_new(instance)
 
 
 @extend_schema_view(

@@ -177,6 +177,10 @@ def split_item(index: int, raw: object) -> Pending | ItemResult:
     if not isinstance(raw, Mapping):
         return error_result(index, {NON_FIELD: ["Each item must be a JSON object."]})
     context_type = raw.get("context_type")
+    if not isinstance(context_type, str | None):
+        # Any JSON value may stand here; only text can name a context (a list or an
+        # object cannot even be looked up in a set).
+        context_type = ""
     entity = parse_uuid(raw.get("entity_uid"))
     if context_type in CONTEXT_TYPES and entity is not None:
         return Pending(index, context_type, entity[0], entity[1], raw)

@@ -345,3 +345,22 @@ def test_five_thousand_items_in_one_call(editor_client, organization, total_ar):
     assert response.status_code == 200
     assert response.json()["data"]["counts"]["created"] == 5000
     assert MetricValue.objects.count() == 5000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("context_type", [{}, [], 1, True])
+def test_an_item_whose_context_type_is_not_text_is_an_item_error(
+    editor_client, organization, total_ar, context_type
+):
+    item = {
+        "context_type": context_type,
+        "entity_uid": str(organization.uid),
+        "metric_uid": "total_ar",
+        "metric_date": "2026-03-15",
+        "value": 0.0,
+    }
+    response = editor_client.post(URL, {"on_conflict": "skip", "items": [item]}, format="json")
+    assert response.status_code == 200, response.content
+    [result] = response.json()["data"]["results"]
+    assert result["status"] == "error"
+    assert list(result["errors"]) == ["context_type"]
