@@ -196,6 +196,18 @@ DAY = date(2025, 3, 1)
 HEAD = ",".join(HEADER) + "\n"
 
 
+def _rival_holding(definition, organization, day) -> Rival:
+    """A second connection that has inserted (not committed) the key of ``day``."""
+    rival = Rival()
+    rival.execute(
+        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
+        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
+        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
+        (definition.pk, organization.uid, day),
+    )
+    return rival
+
+
 @pytest.mark.parametrize("first", ["stored", "new"])
 @pytest.mark.usefixtures("postgres_only")
 @pytest.mark.django_db(transaction=True)
@@ -212,13 +224,7 @@ def test_a_key_inserted_by_another_writer_meanwhile_is_decided_by_the_constraint
     if first == "stored":
         _store(total_ar, organization, stored_day, 600)
         lines.insert(0, _line(organization, stored_day, 600))
-    rival = Rival()
-    rival.execute(
-        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
-        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
-        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
-        (total_ar.pk, organization.uid, raced_day),
-    )
+    rival = _rival_holding(total_ar, organization, raced_day)
     watcher = rival.release_when_blocking()
     summary = _import(HEAD + "".join(lines))
     watcher.join()
@@ -243,13 +249,7 @@ def test_a_key_inserted_by_another_writer_meanwhile_is_decided_by_the_constraint
 def test_a_key_inserted_meanwhile_is_a_duplicate_with_on_conflict_error(total_ar, organization):
     stored_day, raced_day = DAY, DAY + timedelta(days=1)
     _store(total_ar, organization, stored_day, 600)
-    rival = Rival()
-    rival.execute(
-        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
-        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
-        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
-        (total_ar.pk, organization.uid, raced_day),
-    )
+    rival = _rival_holding(total_ar, organization, raced_day)
     watcher = rival.release_when_blocking()
     errors = []
     text = HEAD + _line(organization, stored_day, 600) + _line(organization, raced_day, 700)

@@ -131,16 +131,20 @@ def test_shortcut_accepts_only_what_the_full_path_accepts_with_equal_values(
     assert accepted > shortcut_taken // 2
 
 
-def test_validate_reports_the_single_create_messages(catalogue):
-    validator = RowValidator(catalogue, allow_inactive=False)
+def _count_item(**fields) -> dict:
+    """An item of the ``cnt`` metric for an organization that need not exist."""
     item = {
         "context_type": "ORGANIZATION",
         "entity_uid": str(uuid.uuid4()),
         "metric_uid": "cnt",
         "metric_date": "2026-03-02",
-        "time_unit": "month",
-        "value": "1.5",
     }
+    return {**item, **fields}
+
+
+def test_validate_reports_the_single_create_messages(catalogue):
+    validator = RowValidator(catalogue, allow_inactive=False)
+    item = _count_item(time_unit="month", value="1.5")
     errors = validator.validate(split_item(0, item))
     assert errors == {
         "value": ["A count must be a whole number."],
@@ -220,14 +224,7 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops():
 @pytest.mark.parametrize("zone", [["UTC"], {"tz": "UTC"}])
 def test_an_unhashable_timezone_is_a_field_error_not_a_crash(catalogue, zone):
     validator = RowValidator(catalogue, allow_inactive=False)
-    item = {
-        "context_type": "ORGANIZATION",
-        "entity_uid": str(uuid.uuid4()),
-        "metric_uid": "cnt",
-        "metric_date": "2026-03-02",
-        "value": "1",
-        "timezone": zone,
-    }
+    item = _count_item(value="1", timezone=zone)
     assert validator.fast("ORGANIZATION", item) is None
     errors = validator.validate(split_item(0, item))
     assert isinstance(errors, dict) and list(errors) == ["timezone"]
