@@ -56,6 +56,7 @@ test: install-dev demo
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -170,23 +170,14 @@ def generate(path: Path, rows: int, parties: list[str], metrics: dict[str, int])
     floor = io.StringIO()
     from uuid6 import uuid7
 
+    from metrics.ingest.items import FIELDS
+
     batch = str(uuid.uuid4())
     now = "2026-01-01 00:00:00+00"
     count = 0
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "context_type",
-                "entity_uid",
-                "metric_uid",
-                "time_unit",
-                "metric_date",
-                "value",
-                "timezone",
-                "_metadata",
-            ]
-        )
+        writer.writerow(FIELDS)
         for day in range(days_needed):
             metric_date = (start + timedelta(days=day)).isoformat()
             for party in parties:

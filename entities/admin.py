@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from exante.admin_forms import DomainErrorAdminMixin, ServiceModelForm
-from exante.api.exceptions import DomainError
+from exante.errors import DomainError
 from metrics.models import MetricValue
 
 from .models import ApiKey, Invitation, InvitationStatus, Membership, Organization, Party, User

@@ -2,7 +2,7 @@
 
 from rest_framework import status
 
-from exante.api.exceptions import Conflict, DomainError
+from exante.errors import Conflict, DomainError
 
 
 class DuplicateEmail(Conflict):

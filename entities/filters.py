@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Q
 from django.utils import timezone
 
-from exante.api.filters import StrictBooleanFilter
+from exante.filters import StrictBooleanFilter
 
 from .models import (
     ApiKey,

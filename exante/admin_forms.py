@@ -14,7 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.http import HttpResponseRedirect
 
-from exante.api.exceptions import DomainError
+from exante.errors import DomainError
 
 
 class ServiceModelForm(forms.ModelForm):

@@ -16,7 +16,8 @@ from django.db import transaction
 from entities.models import Membership, Organization, Party, Role, User
 
 from .constants import ContextType, PeriodDefinition, StorageUnit, TimeUnit, ValueType
-from .ingestion import Importer, OnConflict
+from .ingest.importer import Importer
+from .ingest.items import OnConflict
 from .models import MetricDefinition, MetricValue
 
 DEMO_DOMAIN = "demo.exante.test"

@@ -1,6 +1,6 @@
 """Domain conflicts of the metrics app, each with its stable code."""
 
-from exante.api.exceptions import Conflict
+from exante.errors import Conflict
 
 
 class DuplicateValue(Conflict):

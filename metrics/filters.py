@@ -3,7 +3,7 @@
 import django_filters
 from django.db.models import Q
 
-from exante.api.filters import StrictBooleanFilter
+from exante.filters import StrictBooleanFilter
 
 from .constants import ContextType, ValueType
 from .models import MetricDefinition

@@ -4,7 +4,7 @@
 from django.utils import timezone as django_timezone
 from rest_framework import serializers
 
-from exante.api.serializers import StrictBooleanField, StrictCharField, StrictFieldsMixin
+from exante.fields import StrictBooleanField, StrictCharField, StrictFieldsMixin
 
 from ..models import (
     ApiKey,

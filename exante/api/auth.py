@@ -7,9 +7,10 @@ from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.tokens import UntypedToken
 
+from exante.fields import StrictFieldsMixin
+
 from .authentication import BearerJWTAuthentication
 from .schema import error_response
-from .serializers import StrictFieldsMixin
 
 
 class TokenObtainSerializer(StrictFieldsMixin, jwt_serializers.TokenObtainPairSerializer):

@@ -12,27 +12,14 @@ from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from exante.errors import DomainError
+
 from .middleware import is_database_unavailable
 from .responses import RETRY_AFTER_SECONDS, error_envelope
 
 logger = logging.getLogger("exante.api")
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
-
-
-class DomainError(exceptions.APIException):
-    """A business-rule failure with a stable code; may carry field errors and extra data."""
-
-    def __init__(self, message: str | None = None, *, errors: dict | None = None, data=None):
-        super().__init__(message or self.default_detail)
-        self.errors = errors
-        self.data = data
-
-
-class Conflict(DomainError):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
 
 
 class ServiceUnavailable(exceptions.APIException):

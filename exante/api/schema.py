@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from .serializers import StrictFieldsMixin
+from exante.fields import StrictFieldsMixin
 
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input (`validation_error`); `errors` maps each field to its messages. "

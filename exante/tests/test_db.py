@@ -4,8 +4,8 @@ import pytest
 from django.db import IntegrityError
 
 from entities.models import Membership, Role
-from exante.api.exceptions import Conflict
 from exante.db import conflict_on
+from exante.errors import Conflict
 
 
 @pytest.mark.django_db

@@ -6,15 +6,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exante.api.exceptions import Conflict, DomainError
 from exante.api.schema import error_response
-from exante.api.serializers import StrictBooleanField, StrictFieldsMixin
+from exante.errors import Conflict, DomainError
+from exante.fields import StrictBooleanField, StrictFieldsMixin
 from exante.observability import record_ingested
 
 from ..constants import ContextType, TimeUnit
-from ..ingestion import OnConflict as OnConflictChoice
-from ..ingestion import Status, metric_values_bulk_ingest
-from .serializers import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
+from ..fields import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
+from ..ingest.bulk import metric_values_bulk_ingest
+from ..ingest.items import OnConflict as OnConflictChoice
+from ..ingest.items import Status
 
 MAX_ITEMS = 5000
 

@@ -44,6 +44,7 @@ from exante.observability import record_ingested
 
 from .. import selectors, services
 from ..constants import ContextType
+from ..fields import MetricValueCreateSerializer
 from ..filters import MetricDefinitionFilter
 from ..models import MetricDefinition, MetricValue
 from ..services import EntityRef
@@ -53,7 +54,6 @@ from .serializers import (
     MetricDefinitionCreateSerializer,
     MetricDefinitionSerializer,
     MetricDefinitionUpdateSerializer,
-    MetricValueCreateSerializer,
     MetricValueListQuerySerializer,
     MetricValueSerializer,
     MetricValueUpdateSerializer,

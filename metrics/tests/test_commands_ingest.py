@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from metrics import ingestion
+from metrics.ingest import importer
 from metrics.models import MetricValue
 
 HEADER = "context_type,entity_uid,metric_uid,time_unit,metric_date,value,timezone,_metadata\n"
@@ -152,11 +152,11 @@ def test_interrupted_run_restarted_ends_like_a_clean_run(
         if batch_number == 2:
             raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(ingestion, "after_batch_commit", crash_after_two)
+    monkeypatch.setattr(importer, "after_batch_commit", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         run(path, "--engine", engine, "--batch-size", "30")
     assert MetricValue.objects.count() == 60  # two batches of 30 were committed
-    monkeypatch.setattr(ingestion, "after_batch_commit", None)
+    monkeypatch.setattr(importer, "after_batch_commit", None)
     out, _, _ = run(path, "--engine", engine, "--batch-size", "30")
     assert "40 created" in out and "60 unchanged" in out
     resumed = table()

@@ -10,12 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from entities.models import Organization
 from metrics.constants import ContextType, TimeUnit
-from metrics.ingestion import (
-    FIELDS,
-    export_items,
-    metric_values_for_export,
-    plain_decimal,
-)
+from metrics.ingest.export import export_items, metric_values_for_export, plain_decimal
+from metrics.ingest.items import FIELDS
 from metrics.models import MetricDefinition
 
 HELP = """Export metric values to CSV or JSON Lines, streamed (flat memory at any size).
@@ -110,7 +106,7 @@ class Command(BaseCommand):
                     writer.writerow([item[name] for name in FIELDS])
                     count += 1
             else:
-                from exante.api.renderers import dumps
+                from exante.json import dumps
 
                 for item in rows:
                     stream.write(dumps(item).decode())

@@ -8,19 +8,16 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from exante.observability import record_ingested
-from metrics.ingestion import (
+from metrics.ingest.importer import Importer
+from metrics.ingest.items import (
     ANNOTATION_FIELDS,
     FIELDS,
-    Importer,
     OnConflict,
-    SourceError,
     Status,
-    detect_format,
     format_errors,
-    item_rows,
-    open_text,
     raw_cells,
 )
+from metrics.ingest.sources import SourceError, detect_format, item_rows, open_text
 
 HELP = """Import metric values from a CSV or JSON Lines file (or - for stdin).
 

@@ -361,10 +361,10 @@ def test_definition_routes_still_work(editor_client, total_ar):
 
 
 def test_bulk_path_is_not_taken_by_the_value_routes(editor_client):
-    # `/api/metrics/values/bulk` belongs to the bulk endpoint; the `{value_uid}` route only
-    # matches UUIDs, so without the bulk endpoint this is a plain 404 from the resolver.
+    # `/api/metrics/values/bulk` belongs to the bulk endpoint, which only takes POST; the
+    # `{value_uid}` route only matches UUIDs and never sees it.
     response = editor_client.get("/api/metrics/values/bulk")
-    assert response.status_code in (404, 405)
+    assert response.status_code == 405
     assert response.json()["status"] == "error"
 
 

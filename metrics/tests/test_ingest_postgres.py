@@ -23,9 +23,11 @@ import pytest
 from django.db import connection
 from django.db.models.expressions import RawSQL
 
-from metrics import ingestion
-from metrics.ingestion import CsvRows, Importer, RowValidator
-from metrics.ingestion_pg import _stage, _stage_records, _uuid7_block
+from metrics.ingest.importer import Importer
+from metrics.ingest.items import DUPLICATE
+from metrics.ingest.postgres import _RoundWriter, _stage, _stage_records
+from metrics.ingest.sources import CsvRows
+from metrics.ingest.validation import RowValidator
 from metrics.models import MetricDefinition, MetricValue
 
 HEADER = ["context_type", "entity_uid", "metric_uid", "time_unit", "metric_date", "value"]
@@ -65,9 +67,8 @@ def _cell_corpus(organization, party, count=2000, seed=11):
 
 
 def _without_uids(rounds):
-    """Staged rows (binary COPY) without their last field, the uid: 4 bytes of length,
-    16 of uuid."""
-    return [[row[:-20] for row in rows] for rows in rounds]
+    """Staged rows without their last field, the uid."""
+    return [[row[:-1] for row in rows] for rows in rounds]
 
 
 def _csv(rows, header):
@@ -120,7 +121,7 @@ def test_records_lane_stages_exactly_what_items_stage(
     assert len(staged.rounds) > 1
     assert len(staged.decided) > 20 and len(staged.invalid) > 100
     assert sum(len(rows) for rows in staged.rounds) > 500
-    uids = [row[-16:] for rows in staged.rounds for row in rows]
+    uids = [row[-1] for rows in staged.rounds for row in rows]
     assert len(set(uids)) == len(uids)
 
 
@@ -195,6 +196,18 @@ DAY = date(2025, 3, 1)
 HEAD = ",".join(HEADER) + "\n"
 
 
+def _rival_holding(definition, organization, day) -> Rival:
+    """A second connection that has inserted (not committed) the key of ``day``."""
+    rival = Rival()
+    rival.execute(
+        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
+        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
+        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
+        (definition.pk, organization.uid, day),
+    )
+    return rival
+
+
 @pytest.mark.parametrize("first", ["stored", "new"])
 @pytest.mark.usefixtures("postgres_only")
 @pytest.mark.django_db(transaction=True)
@@ -211,13 +224,7 @@ def test_a_key_inserted_by_another_writer_meanwhile_is_decided_by_the_constraint
     if first == "stored":
         _store(total_ar, organization, stored_day, 600)
         lines.insert(0, _line(organization, stored_day, 600))
-    rival = Rival()
-    rival.execute(
-        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
-        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
-        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
-        (total_ar.pk, organization.uid, raced_day),
-    )
+    rival = _rival_holding(total_ar, organization, raced_day)
     watcher = rival.release_when_blocking()
     summary = _import(HEAD + "".join(lines))
     watcher.join()
@@ -242,13 +249,7 @@ def test_a_key_inserted_by_another_writer_meanwhile_is_decided_by_the_constraint
 def test_a_key_inserted_meanwhile_is_a_duplicate_with_on_conflict_error(total_ar, organization):
     stored_day, raced_day = DAY, DAY + timedelta(days=1)
     _store(total_ar, organization, stored_day, 600)
-    rival = Rival()
-    rival.execute(
-        "INSERT INTO metrics_metricvalue (uid, metric_id, context_type, entity_uid, time_unit,"
-        " metric_date, value, timezone, metadata, created_at, updated_at) VALUES"
-        " (gen_random_uuid(), %s, 'ORGANIZATION', %s, 'day', %s, 5, 'UTC', '{}', now(), now())",
-        (total_ar.pk, organization.uid, raced_day),
-    )
+    rival = _rival_holding(total_ar, organization, raced_day)
     watcher = rival.release_when_blocking()
     errors = []
     text = HEAD + _line(organization, stored_day, 600) + _line(organization, raced_day, 700)
@@ -261,7 +262,7 @@ def test_a_key_inserted_meanwhile_is_a_duplicate_with_on_conflict_error(total_ar
 
     assert rival.blocked.is_set() and summary.races == 1
     assert summary.counts["error"] == 2 and summary.counts["created"] == 0
-    assert errors == [(n, {"metric_date": [ingestion.DUPLICATE]}) for n in (2, 3)]
+    assert errors == [(n, {"metric_date": [DUPLICATE]}) for n in (2, 3)]
     assert MetricValue.objects.get(metric_date=raced_day).value == 5
 
 
@@ -333,30 +334,17 @@ def test_rounds_alternating_new_and_stored_count_like_the_portable_engine(
 # --- Identifiers ----------------------------------------------------------------------------
 
 
-def test_uid_blocks_are_uuid7_of_now():
-    before = time.time_ns() // 1_000_000
-    block = _uuid7_block(5000)
-    after = time.time_ns() // 1_000_000
-    uids = [uuid.UUID(bytes=block[start : start + 16]) for start in range(0, len(block), 16)]
-    assert len(set(uids)) == 5000
-    assert {u.version for u in uids} == {7}
-    assert {u.variant for u in uids} == {uuid.RFC_4122}
-    assert all(before <= u.int >> 80 <= after for u in uids)
-    # The random part varies where it should (a stuck byte would show as one value).
-    assert len({u.bytes[7] for u in uids}) > 200 and len({u.bytes[15] for u in uids}) > 200
-
-
 @pytest.mark.usefixtures("postgres_only")
 @pytest.mark.django_db
 @pytest.mark.postgres
-def test_imported_rows_get_uuid7_uids(total_ar, organization):
+def test_imported_rows_get_uuid7_uids_in_file_order(total_ar, organization):
     started = time.time_ns() // 1_000_000
     _import(HEAD + "".join(_line(organization, DAY + timedelta(days=n), n) for n in range(20)))
-    uids = list(MetricValue.objects.values_list("uid", flat=True))
+    uids = list(MetricValue.objects.order_by("metric_date").values_list("uid", flat=True))
     assert len(uids) == 20
-    assert all(
-        u.version == 7 and started <= u.int >> 80 <= time.time_ns() // 1_000_000 for u in uids
-    )
+    # ``uuid6.uuid7`` never repeats a millisecond: each uid's is later than the last's.
+    assert all(u.version == 7 and u.int >> 80 >= started for u in uids)
+    assert uids == sorted(uids)
 
 
 @pytest.mark.usefixtures("postgres_only")
@@ -543,8 +531,6 @@ def test_a_rerun_compares_without_writing_and_writes_where_something_changed(
     goes on to the classify statement (which, for ``update``, writes it), and the rounds
     after it return to comparing once one again has nothing to write. No other row gets a
     new version."""
-    from metrics.ingestion_pg import _RoundWriter
-
     days = [DAY + timedelta(days=n) for n in range(50)]
     _import(HEAD + "".join(_line(organization, day, n) for n, day in enumerate(days)))
     versions = _row_versions()

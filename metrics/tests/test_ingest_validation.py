@@ -10,18 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from entities.models import Membership, Role
-from entities.permissions import can_write_values
-from metrics.ingestion import (
-    JsonText,
-    Pending,
-    Row,
-    RowValidator,
-    TextLines,
-    prefetch,
-    split_item,
-    writable_check,
-)
+from metrics.ingest.batching import prefetch
+from metrics.ingest.items import JsonText, Pending, Row, split_item
+from metrics.ingest.sources import TextLines
+from metrics.ingest.validation import RowValidator
 from metrics.models import MetricDefinition
 
 VALUES = [
@@ -139,16 +131,20 @@ def test_shortcut_accepts_only_what_the_full_path_accepts_with_equal_values(
     assert accepted > shortcut_taken // 2
 
 
-def test_validate_reports_the_single_create_messages(catalogue):
-    validator = RowValidator(catalogue, allow_inactive=False)
+def _count_item(**fields) -> dict:
+    """An item of the ``cnt`` metric for an organization that need not exist."""
     item = {
         "context_type": "ORGANIZATION",
         "entity_uid": str(uuid.uuid4()),
         "metric_uid": "cnt",
         "metric_date": "2026-03-02",
-        "time_unit": "month",
-        "value": "1.5",
     }
+    return {**item, **fields}
+
+
+def test_validate_reports_the_single_create_messages(catalogue):
+    validator = RowValidator(catalogue, allow_inactive=False)
+    item = _count_item(time_unit="month", value="1.5")
     errors = validator.validate(split_item(0, item))
     assert errors == {
         "value": ["A count must be a whole number."],
@@ -182,24 +178,6 @@ def test_validate_reports_the_single_create_messages(catalogue):
 )
 def test_malformed_entity_fields_are_reported_alone(item, errors):
     assert split_item(4, item).errors == errors
-
-
-@pytest.mark.django_db
-def test_batched_write_check_equals_can_write_values(
-    make_user, organization, other_organization, party, other_party, staff
-):
-    editor = make_user(organization=organization, role=Role.EDITOR)
-    Membership.objects.create(user=editor, organization=other_organization, role=Role.VIEWER)
-    viewer = make_user(organization=organization, role=Role.VIEWER)
-    colleague = make_user(organization=organization)
-    stranger = make_user(organization=other_organization)
-    loner = make_user()
-    entities = [organization, other_organization, party, other_party]
-    entities += [editor, viewer, colleague, stranger, loner]
-    for user in (editor, viewer, colleague, stranger, loner, staff):
-        batched = writable_check(user, entities)
-        for entity in entities:
-            assert batched(entity) == can_write_values(user, entity), (user, entity)
 
 
 def test_corpus_is_varied():
@@ -246,14 +224,7 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops():
 @pytest.mark.parametrize("zone", [["UTC"], {"tz": "UTC"}])
 def test_an_unhashable_timezone_is_a_field_error_not_a_crash(catalogue, zone):
     validator = RowValidator(catalogue, allow_inactive=False)
-    item = {
-        "context_type": "ORGANIZATION",
-        "entity_uid": str(uuid.uuid4()),
-        "metric_uid": "cnt",
-        "metric_date": "2026-03-02",
-        "value": "1",
-        "timezone": zone,
-    }
+    item = _count_item(value="1", timezone=zone)
     assert validator.fast("ORGANIZATION", item) is None
     errors = validator.validate(split_item(0, item))
     assert isinstance(errors, dict) and list(errors) == ["timezone"]
