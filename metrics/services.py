@@ -18,11 +18,8 @@ from uuid import UUID
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, router, transaction
-from django.utils import timezone as django_timezone
+from django.db import IntegrityError, transaction
 
-from entities.models import Scope, User, acting_key
-from entities.permissions import write_permission_sql
 from entities.validators import is_valid_timezone
 from exante.db import conflict_on, violated_constraint
 
@@ -41,7 +38,7 @@ from .constants import (
 )
 from .exceptions import DuplicateMetric, DuplicateValue, MetricInUse
 from .models import MetricDefinition, MetricValue
-from .selectors import entity_organization_timezone, entity_timezone_sql
+from .selectors import entity_organization_timezone
 
 _NUMERIC_STRING = re.compile(NUMERIC_STRING_PATTERN)
 
@@ -202,14 +199,6 @@ def normalize_metadata(raw: object) -> dict:
 
 
 # --- Metric values --------------------------------------------------------------------------
-
-#: The columns of the values table's unique key, in the constraint's order.
-_UNIQUE_KEY_COLUMNS = [
-    MetricValue._meta.get_field(name).column
-    for constraint in MetricValue._meta.constraints
-    if constraint.name == METRIC_VALUE_UNIQUE_CONSTRAINT
-    for name in constraint.fields
-]
 
 #: ``TimeUnit.values`` builds a new list on every access.
 _TIME_UNITS = frozenset(TimeUnit.values)
@@ -383,93 +372,6 @@ def metric_value_build(
         metadata=fields.metadata,
         batch_id=batch_id,
     )
-
-
-#: The definition's facts a value's answer shows, read back by the checked insert.
-_ANSWER_DEFINITION_FIELDS = ("name", "period_definition", "value_type", "storage_unit")
-
-
-def metric_value_create_checked(
-    *, user, context_type: str, entity_uid: UUID, metric_uid: str, fields: ValueFields
-) -> MetricValue | None:
-    """Insert a value in one statement that also checks everything the database knows:
-    the entity exists, the definition exists, fits the context, is active and takes this
-    value, the user (or its API key) may write the entity, and no value holds the key yet.
-
-    Returns the saved value, or ``None`` when the statement inserted nothing; the caller
-    then asks, in the contract's order, which of those checks refused it. The user is read
-    by the statement itself (``u``), so a caller known only by a token's uid costs no
-    query of its own.
-    """
-    connection = connections[router.db_for_write(MetricValue)]
-    quote = connection.ops.quote_name
-    key = acting_key(user)
-    entity_table, timezone_sql = entity_timezone_sql(context_type, quote)
-    meta = MetricValue._meta
-    columns = [
-        "uid", "metric_id", "context_type", "entity_uid", "time_unit", "metric_date", "value",
-        "timezone", "metadata", "created_at", "updated_at",
-    ]  # fmt: skip
-    returning = ", ".join(
-        f"(SELECT {quote(name)} FROM {quote(MetricDefinition._meta.db_table)} "
-        f"WHERE id = {quote('metric_id')})"
-        for name in _ANSWER_DEFINITION_FIELDS
-    )
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-        "SELECT %(uid)s, d.id, d.context_type, e.uid, %(time_unit)s, %(metric_date)s, "
-        f"%(value)s, COALESCE(%(timezone)s, {timezone_sql}), %(metadata)s, %(now)s, %(now)s "
-        f"FROM {entity_table} "
-        f"JOIN {quote(MetricDefinition._meta.db_table)} d ON d.uid = %(metric_uid)s "
-        f"JOIN {quote(User._meta.db_table)} u ON u.uid = %(user_uid)s "
-        f"WHERE e.uid = %(entity_uid)s AND u.is_active AND {DEFINITION_ACCEPTS_SQL} "
-        f"AND {write_permission_sql(context_type, via_key=key is not None, quote=quote)} "
-        f"ON CONFLICT ({', '.join(quote(c) for c in _UNIQUE_KEY_COLUMNS)}) DO NOTHING "
-        f"RETURNING {quote('timezone')}, {returning}"
-    )
-    instance = MetricValue(
-        context_type=context_type,
-        entity_uid=entity_uid,
-        time_unit=fields.time_unit,
-        metric_date=fields.metric_date,
-        value=fields.value,
-        timezone=fields.timezone,
-        metadata=fields.metadata,
-    )
-    instance.created_at = instance.updated_at = django_timezone.now()
-
-    def prep(name: str, value):
-        return meta.get_field(name).get_db_prep_save(value, connection)
-
-    params = {
-        "uid": prep("uid", instance.uid),
-        "context_type": context_type,
-        "entity_uid": prep("entity_uid", entity_uid),
-        "metric_uid": metric_uid,
-        "user_uid": prep("entity_uid", user.uid),
-        "time_unit": fields.time_unit,
-        "metric_date": prep("metric_date", fields.metric_date),
-        "value": prep("value", fields.value),
-        "timezone": fields.timezone,
-        "metadata": prep("metadata", fields.metadata),
-        "now": prep("created_at", instance.created_at),
-        **value_shape_params(fields.value),
-    }
-    if key is not None:
-        params["key_organization_id"] = key.organization_id
-        params["key_writes"] = key.has_scope(Scope.METRICS_WRITE)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    instance.timezone = row[0]
-    instance.metric = MetricDefinition(
-        uid=metric_uid, **dict(zip(_ANSWER_DEFINITION_FIELDS, row[1:], strict=True))
-    )
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
 
 
 def metric_value_save_new(instance: MetricValue) -> MetricValue:

@@ -198,7 +198,7 @@ def strip_optional_trailing_slash(endpoints, **kwargs):
 class ApiKeyAuthScheme(OpenApiAuthenticationExtension):
     """Documents API keys (``Authorization: Bearer ex_live_…``) as a second scheme."""
 
-    target_class = "exante.api.authentication.ApiKeyAuthentication"
+    target_class = "entities.api.authentication.ApiKeyAuthentication"
     name = "apiKeyAuth"
 
     def get_security_definition(self, auto_schema):

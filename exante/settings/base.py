@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["exante.api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First: claims only ``Bearer ex_live_…``, so the JWT class never sees an API key.
-        "exante.api.authentication.ApiKeyAuthentication",
+        "entities.api.authentication.ApiKeyAuthentication",
         "exante.api.authentication.BearerJWTAuthentication",
     ],
     # Authenticated, and an API key needs the view's ``api_scope`` (docs/security.md).

@@ -28,17 +28,13 @@ from rest_framework.exceptions import (
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
+from entities.api.authentication import ApiKeyAuthentication
 from entities.permissions import NOT_FETCHED, can_write_values
-from exante.api.authentication import (
-    ApiKeyAuthentication,
-    TokenClaimsAuthentication,
-    load_user,
-)
+from exante.api.authentication import TokenClaimsAuthentication, load_user
 from exante.api.pagination import WindowCountPagination
 from exante.api.permissions import ApiScopePermission, IsStaffOrReadOnly
 from exante.api.responses import error_response as plain_error_response
 from exante.api.schema import error_response
-from exante.api.scoping import ENTITY_NOT_FOUND, EntityScopedMixin
 from exante.api.sorting import SortFilter
 from exante.observability import record_ingested
 
@@ -46,8 +42,10 @@ from .. import selectors, services
 from ..constants import ContextType
 from ..fields import MetricValueCreateSerializer
 from ..filters import MetricDefinitionFilter
+from ..ingest.create import metric_value_create_checked
 from ..models import MetricDefinition, MetricValue
 from ..services import EntityRef
+from .scoping import ENTITY_NOT_FOUND, EntityScopedMixin
 from .serializers import (
     TIMESTAMP_TEXT_ANNOTATIONS,
     VALUE_ROW_COLUMNS,
@@ -379,7 +377,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
                 )
         instance = None
         if fields is not None:
-            instance = services.metric_value_create_checked(
+            instance = metric_value_create_checked(
                 user=request.user,
                 context_type=self.context_type,
                 entity_uid=self.entity_uid,

@@ -17,6 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from entities.models import ApiKey, Membership, Organization, Party, Role, User
 from entities.permissions import can_write_values
 from metrics import selectors, services
+from metrics.ingest.create import metric_value_create_checked
 from metrics.models import MetricDefinition, MetricValue
 from metrics.services import EntityRef
 
@@ -104,7 +105,7 @@ def _python_accepts(user, context_type, entity, definition, value) -> bool:
 def _sql_accepts(user, context_type, entity, definition, value) -> bool:
     fields = services.metric_value_fields(metric_date=date(2026, 3, 1), value=value)
     with transaction.atomic():
-        created = services.metric_value_create_checked(
+        created = metric_value_create_checked(
             user=user,
             context_type=context_type,
             entity_uid=entity.uid,
@@ -144,7 +145,7 @@ def test_the_statement_applies_the_entity_organizations_timezone(matrix):
     callers, entities, definitions = matrix
     _, party = entities["acme_party"]
     fields = services.metric_value_fields(metric_date=date(2026, 3, 1), value=Decimal(5))
-    created = services.metric_value_create_checked(
+    created = metric_value_create_checked(
         user=callers["editor"],
         context_type="PARTY",
         entity_uid=party.uid,

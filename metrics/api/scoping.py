@@ -8,6 +8,8 @@ itself, so no action can forget the visibility check.
 
 from rest_framework.exceptions import NotFound
 
+from ..selectors import entity_get
+
 #: The same words whether the entity does not exist or belongs to another tenant, so a
 #: 404 never discloses that another organization's entity exists.
 ENTITY_NOT_FOUND = "No {context_type} with this uid was found."
@@ -47,9 +49,6 @@ class EntityScopedMixin:
         return NotFound(ENTITY_NOT_FOUND.format(context_type=self.context_type))
 
     def resolve_entity(self, context_type: str, entity_uid):
-        # Imported here: exante.api is plumbing loaded before the apps' models are ready.
-        from metrics.selectors import entity_get
-
         entity = entity_get(
             context_type=context_type, entity_uid=entity_uid, user=self.request.user
         )
