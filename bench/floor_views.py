@@ -1,14 +1,15 @@
 """The FLOOR for the create benchmark: the least a create can do on this stack.
 
-It checks the same JWT the same way (simplejwt: signature, expiry, then the user row) and
-inserts the row with ONE SQL statement (the metric uid resolved inside it). No DRF, no
-validation beyond JSON parsing, no visibility or permission check, no envelope renderer:
-what the real endpoint costs above this is the price of its checks.
+It verifies the same JWT (signature and expiry; no user row is read) and inserts the row
+with ONE ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (the metric uid resolved inside it),
+served with no middleware (``bench/floor_settings.py``). No DRF, no validation beyond JSON
+parsing, no visibility or permission check, no envelope renderer: what the real endpoint
+costs above this is the price of its checks.
 """
 
 import json
 
-from django.db import IntegrityError, connection
+from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -23,6 +24,8 @@ INSERT INTO metrics_metricvalue
      metadata, created_at, updated_at)
 SELECT %s, d.id, %s, %s, %s, %s, %s, %s, %s, now(), now()
 FROM metrics_metricdefinition d WHERE d.uid = %s
+ON CONFLICT (entity_uid, metric_id, time_unit, metric_date) DO NOTHING
+RETURNING uid
 """
 
 
@@ -33,29 +36,27 @@ def floor_create(request, context_type, entity_uid):
     if raw is None:
         return HttpResponse(status=401)
     try:
-        user = _jwt.get_user(_jwt.get_validated_token(raw))
+        _jwt.get_validated_token(raw)
     except (InvalidToken, TokenError):
-        return HttpResponse(status=401)
-    if not user.is_active:
         return HttpResponse(status=401)
     body = json.loads(request.body)
     uid = uuid7()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT,
-                [
-                    uid,
-                    context_type,
-                    entity_uid,
-                    body.get("time_unit", "day"),
-                    body["metric_date"],
-                    body["value"],
-                    body.get("timezone") or "UTC",
-                    json.dumps(body.get("_metadata") or {}),
-                    body["metric_uid"],
-                ],
-            )
-    except IntegrityError:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT,
+            [
+                uid,
+                context_type,
+                entity_uid,
+                body.get("time_unit", "day"),
+                body["metric_date"],
+                body["value"],
+                body.get("timezone") or "UTC",
+                json.dumps(body.get("_metadata") or {}),
+                body["metric_uid"],
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return HttpResponse(status=409)
     return JsonResponse({"uid": str(uid)}, status=201)

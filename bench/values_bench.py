@@ -11,8 +11,8 @@ What it does, in one run (about 2–4 minutes; the first run also loads the tabl
    the table and removes only what earlier benchmark creates added.
 2. Starts two gunicorn servers (2 sync workers each, the same ``exante/gunicorn.conf.py``
    and environment) on 127.0.0.1:18101 (the app) and 127.0.0.1:18102 (the FLOOR: the same
-   settings and middleware plus ``bench/floor_views.py``, which checks the same JWT and
-   inserts the same row with one SQL statement).
+   database and JWT key, no middleware, and ``bench/floor_views.py``, which verifies the
+   same JWT and inserts the same row with one ``INSERT … SELECT … ON CONFLICT``).
 3. Drives them with wrk (installed with apt-get when missing), using Lua scripts that make
    every create unique, and prints requests/s, p50, p99 and unexpected statuses for:
    creates on the floor and on the app (``--rounds`` adjacent pairs, the order inside a
