@@ -248,7 +248,7 @@ class TestAccepting:
             assert [item["uid"] for item in data(response)["items"]] == [
                 str(outsider_user_value.uid)
             ]
-        # Admins (writers) may now change it too: that is what the user agreed to.
+        # Admins (writers) may change it too: that is what the user agreed to.
         patched = admin_client.patch(f"/api/metrics/values/{outsider_user_value.uid}", {"value": 3})
         assert patched.status_code == 200
 

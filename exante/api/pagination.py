@@ -20,7 +20,7 @@ def parse_positive_int(raw: str, name: str, maximum: int | None = None) -> int:
 
 
 #: The largest page number accepted: ``_meta.page`` echoes it, and a JSON integer past
-#: 64 bits cannot be written (found by fuzzing: ``page=34057853588838445056`` was a 500).
+#: 64 bits cannot be written (``page=34057853588838445056`` must be a 400, not a 500).
 MAX_PAGE = 2_147_483_647
 
 

@@ -31,7 +31,7 @@ def test_empty_sort_is_400_naming_the_allowed_fields(staff_client):
 
 @pytest.mark.django_db
 def test_csrf_rejection_outside_the_admin_is_a_json_envelope():
-    # Every plain view outside the admin is CSRF-exempt by now (the probes, the unknown
+    # Every plain view outside the admin is CSRF-exempt (the probes, the unknown
     # context 404), so ask the configured failure view directly for a non-admin path: a
     # future plain view must still answer JSON; the admin keeps Django's HTML pages.
     from django.middleware.csrf import _get_failure_view

@@ -235,8 +235,8 @@ class MetricValueSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
     # Not ``read_only``: drf-spectacular lists every read-only field as required, and lists
-    # leave this key out unless asked (found by .ci/fuzz). Output-only serializer, so
-    # ``required=False`` only changes the documentation.
+    # leave this key out unless asked. Output-only serializer, so ``required=False`` only
+    # changes the documentation.
     _metadata = MetadataField(
         required=False,
         help_text="Calculation context. Always present on a single value; in lists only "

@@ -502,8 +502,8 @@ class MetricValueViewSet(_MetricValueViewMixin, viewsets.GenericViewSet):
         return Response({})
 
 
-# CSRF-exempt like the API views: otherwise a cookie-less POST (any API client) got a 403
-# from the CSRF check instead of this 404 (found by .ci/fuzz). It changes nothing.
+# CSRF-exempt like the API views: otherwise a cookie-less POST (any API client) would get a
+# 403 from the CSRF check instead of this 404. It changes nothing.
 @csrf_exempt
 def unknown_context(request, context_type: str, entity_uid: str) -> HttpResponse:
     """``/api/metrics/values/{x}/{y}`` that the converters rejected: a 404 before any
