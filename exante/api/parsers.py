@@ -107,31 +107,52 @@ def _string_problem(text: str, invalid_bytes: bool) -> str | None:
 
 def _first_problem(node, path: str, depth: int, invalid_bytes: bool) -> str | None:
     """The first rule that ``node`` (found at ``path``, ``depth`` containers deep) or
-    anything inside it breaks, as a message naming where; ``None`` when it is clean."""
-    root = path
-    stack = [(node, path, depth)]
+    anything inside it breaks, as a message naming where; ``None`` when it is clean.
+
+    The walk keeps no paths (a bulk body has tens of thousands of nodes); the path of the
+    one offending node is looked up afterwards."""
+    root = node
+    stack = [(node, depth)]
     while stack:
-        node, path, depth = stack.pop()
-        if isinstance(node, str):
+        node, depth = stack.pop()
+        kind = node.__class__
+        if kind is str:
             if problem := _string_problem(node, invalid_bytes):
-                return f"{path} {problem}"
-        elif isinstance(node, dict):
+                return f"{_path_to(root, path, node)} {problem}"
+        elif kind is dict or kind is _Duplicated:
             if depth > MAX_DEPTH:
-                return f"{root} is nested deeper than {MAX_DEPTH} levels."
-            if isinstance(node, _Duplicated):
+                return f"{path} is nested deeper than {MAX_DEPTH} levels."
+            if kind is _Duplicated:
                 key = _printable(node.duplicates[0])
-                return f"{path}: the key {key!r} appears more than once."
+                return f"{_path_to(root, path, node)}: the key {key!r} appears more than once."
             for key, child in node.items():
                 if problem := _string_problem(key, invalid_bytes):
-                    return f"A key in {path} {problem}"
-                stack.append((child, f"{path}.{key}", depth + 1))
-        elif isinstance(node, list):
+                    return f"A key in {_path_to(root, path, node)} {problem}"
+                stack.append((child, depth + 1))
+        elif kind is list:
             if depth > MAX_DEPTH:
-                return f"{root} is nested deeper than {MAX_DEPTH} levels."
-            stack.extend((child, f"{path}.{index}", depth + 1) for index, child in enumerate(node))
-        elif isinstance(node, _Overlong):
-            return f"{path} is an integer of {node.digits} digits; at most {MAX_INTEGER_DIGITS}."
+                return f"{path} is nested deeper than {MAX_DEPTH} levels."
+            depth += 1
+            stack.extend((child, depth) for child in node)
+        elif kind is _Overlong:
+            where = _path_to(root, path, node)
+            return f"{where} is an integer of {node.digits} digits; at most {MAX_INTEGER_DIGITS}."
     return None
+
+
+def _path_to(root, path: str, target) -> str:
+    """The dotted path of ``target`` (found by identity) inside ``root``, itself at
+    ``path``."""
+    stack = [(root, path)]
+    while stack:
+        node, where = stack.pop()
+        if node is target:
+            return where
+        if isinstance(node, dict):
+            stack.extend((child, f"{where}.{key}") for key, child in node.items())
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}.{index}") for index, child in enumerate(node))
+    return path
 
 
 def _body_errors(data, invalid_bytes: bool) -> dict[str, list[str]]:

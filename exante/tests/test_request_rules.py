@@ -246,3 +246,17 @@ def test_an_action_without_a_body_refuses_fields_and_takes_an_empty_object(
     accepted = client.post(path, {}, format="json")
     assert accepted.status_code == 201
     assert accepted.json()["data"]["role"] == "viewer"
+
+
+def test_a_refusal_inside_a_bulk_item_names_its_path(editor_client, organization):
+    items = [{"metric_uid": "ok"}, {"metric_uid": "ok"}, {"note": ["fine", "bad\ud800"]}]
+    raw = json.dumps({"on_conflict": "skip", "items": items}).encode()
+    response = editor_client.generic(
+        "POST", "/api/metrics/values/bulk", raw, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "items": [
+            "items.2.note.1 holds a lone surrogate (\\ud800–\\udfff), which is not a character."
+        ]
+    }
