@@ -3,7 +3,7 @@ value queries the API and the admin build on. Nothing here writes or validates."
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 import orjson
@@ -307,6 +307,29 @@ class MetricValueHistoryQuerySet(MetricValueQuerySet):
             definitions = definitions.filter(pk__in=list(metric_ids))
         latest_uids = definitions.annotate(latest_uid=Subquery(newest)).values("latest_uid")
         return self.filter(value_uid__in=latest_uids)
+
+
+def as_of_instant(text: str) -> datetime:
+    """The instant of an ``as_of``: ISO 8601 with ``Z`` or an offset, not in the future,
+    in UTC. A ``ValueError`` says what is wrong (a bare date and a local time are
+    ambiguous)."""
+    text = text.strip()
+    # A "+" sent unencoded in a query string arrives as a space.
+    if len(text) > 19 and text[-6] == " ":
+        text = f"{text[:-6]}+{text[-5:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "Enter an ISO 8601 instant with Z or an offset, like 2026-03-15T10:00:00Z."
+        ) from None
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise ValueError(
+            "Give the instant's offset (Z or +hh:mm); a bare date or local time is ambiguous."
+        )
+    if moment > datetime.now(UTC):
+        raise ValueError("as_of is in the future; the service cannot answer for it yet.")
+    return moment.astimezone(UTC)
 
 
 def metric_values_as_of(instant: datetime) -> MetricValueHistoryQuerySet:

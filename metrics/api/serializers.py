@@ -31,6 +31,7 @@ from ..fields import (
     metadata_field,
 )
 from ..models import MetricDefinition, MetricValue
+from ..selectors import as_of_instant
 
 
 class MetricDefinitionSerializer(serializers.ModelSerializer):
@@ -188,28 +189,15 @@ AS_OF_HELP = (
 class InstantField(serializers.Field):
     """An aware instant, not in the future (the ``as_of`` of a read)."""
 
-    default_error_messages = {
-        "invalid": "Enter an ISO 8601 instant with Z or an offset, like 2026-03-15T10:00:00Z.",
-        "naive": "Give the instant's offset (Z or +hh:mm); a bare date or local time is ambiguous.",
-        "future": "as_of is in the future; the service cannot answer for it yet.",
-    }
-
     def to_internal_value(self, data) -> datetime:
         if not isinstance(data, str) or len(data) > 64:
-            self.fail("invalid")
-        text = data.strip()
-        # A "+" sent unencoded in a query string arrives as a space.
-        if len(text) > 19 and text[-6] == " ":
-            text = f"{text[:-6]}+{text[-5:]}"
+            raise serializers.ValidationError(
+                "Enter an ISO 8601 instant with Z or an offset, like 2026-03-15T10:00:00Z."
+            )
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail("invalid")
-        if moment.tzinfo is None or "T" not in text.upper():
-            self.fail("naive")
-        if moment > datetime.now(UTC):
-            self.fail("future")
-        return moment.astimezone(UTC)
+            return as_of_instant(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def to_representation(self, value):
         return value.isoformat()

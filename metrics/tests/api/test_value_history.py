@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from uuid6 import uuid7
 
@@ -370,3 +370,31 @@ def test_a_row_inserted_in_sql_by_hand_starts_its_history_as_system(organization
         None,
     )
     assert MetricValue.objects.get(uid=uid).version == 1
+
+
+def test_export_as_of_writes_the_table_as_it_was(created, editor_client, org_url, tmp_path):
+    uid = created.json()["data"]["uid"]
+    tick()
+    before = datetime.now(UTC)
+    tick()
+    editor_client.patch(f"{URL}/{uid}", {"value": 300}, format="json")
+    editor_client.post(
+        org_url, {"metric_uid": "total_ar", "metric_date": "2026-03-16", "value": 9}, format="json"
+    )
+    then, now = tmp_path / "then.csv", tmp_path / "now.csv"
+    call_command(
+        "export_metric_values",
+        "-o",
+        str(then),
+        "--as-of",
+        before.isoformat(),
+        stderr=io.StringIO(),
+    )
+    call_command("export_metric_values", "-o", str(now), stderr=io.StringIO())
+    assert [line.split(",")[5] for line in then.read_text().splitlines()[1:]] == ["100"]
+    assert [line.split(",")[5] for line in now.read_text().splitlines()[1:]] == ["300", "9"]
+
+
+def test_export_refuses_an_as_of_without_offset(db):
+    with pytest.raises(CommandError, match="--as-of"):
+        call_command("export_metric_values", "--as-of", "2026-03-15", stderr=io.StringIO())
