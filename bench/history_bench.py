@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ingest_bench as ib  # noqa: E402 - the sibling benchmark's setup and floor
+import ingest_bench as ib  # the sibling benchmark: setup, data and floor
 
 REQUESTS = 60
 CREATE_ROUNDS = 5
