@@ -450,15 +450,11 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
     # --- writes: attributed to the admin user, with the form's reason -----------------------
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        with change_context(
-            source=ChangeSource.ADMIN, user=request.user, reason=_posted_reason(request)
-        ):
+        with _admin_change(request):
             return super().changeform_view(request, object_id, form_url, extra_context)
 
     def delete_view(self, request, object_id, extra_context=None):
-        with change_context(
-            source=ChangeSource.ADMIN, user=request.user, reason=_posted_reason(request)
-        ):
+        with _admin_change(request):
             return super().delete_view(request, object_id, extra_context)
 
     # --- add / change ---------------------------------------------------------------------
@@ -529,11 +525,13 @@ VALUE_HISTORY_INLINE_ROWS = 20
 VALUE_HISTORY_PAGE_ROWS = 1000
 
 
-def _posted_reason(request) -> str | None:
-    """The change or delete form's reason; an over-long one is the form's error to
-    report, and nothing is written then."""
+def _admin_change(request):
+    """Attribute the writes of an admin page to its user and the form's reason (an
+    over-long reason is the form's error to report, and nothing is written then)."""
     reason = request.POST.get("reason", "").strip() if request.method == "POST" else ""
-    return reason if 0 < len(reason) <= CHANGE_REASON_MAX_LENGTH else None
+    if len(reason) > CHANGE_REASON_MAX_LENGTH:
+        reason = ""
+    return change_context(source=ChangeSource.ADMIN, user=request.user, reason=reason or None)
 
 
 def history_table(versions: list, metric: MetricDefinition | None = None):

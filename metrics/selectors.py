@@ -236,18 +236,37 @@ class MetricValueQuerySet(models.QuerySet):
         the number of metrics and not with the stored history; SQLite runs the same SQL
         with the same result. A ``DISTINCT ON`` would instead read every row of the entity.
         """
-        newest = (
-            MetricValue.objects.filter(
-                entity_uid=entity_uid, metric_id=OuterRef("pk"), time_unit=time_unit
-            )
-            .order_by("-metric_date")
-            .values("uid")[:1]
+        latest_uids = _newest_per_definition(
+            MetricValue.objects.all(),
+            "uid",
+            context_type=context_type,
+            entity_uid=entity_uid,
+            time_unit=time_unit,
+            metric_ids=metric_ids,
         )
-        definitions = MetricDefinition.objects.filter(context_type=context_type)
-        if metric_ids is not None:
-            definitions = definitions.filter(pk__in=list(metric_ids))
-        latest_uids = definitions.annotate(latest_uid=Subquery(newest)).values("latest_uid")
         return self.filter(uid__in=latest_uids)
+
+
+def _newest_per_definition(
+    rows: models.QuerySet,
+    uid_field: str,
+    *,
+    context_type: str,
+    entity_uid: UUID,
+    time_unit: str,
+    metric_ids: Iterable[int] | None,
+) -> models.QuerySet:
+    """The uid (``uid_field``) of the newest row of ``rows`` per definition of the
+    context: one correlated ``ORDER BY metric_date DESC LIMIT 1`` subquery each."""
+    newest = (
+        rows.filter(entity_uid=entity_uid, metric_id=OuterRef("pk"), time_unit=time_unit)
+        .order_by("-metric_date")
+        .values(uid_field)[:1]
+    )
+    definitions = MetricDefinition.objects.filter(context_type=context_type)
+    if metric_ids is not None:
+        definitions = definitions.filter(pk__in=list(metric_ids))
+    return definitions.annotate(latest_uid=Subquery(newest)).values("latest_uid")
 
 
 def metric_values() -> MetricValueQuerySet:
@@ -296,16 +315,14 @@ class MetricValueHistoryQuerySet(MetricValueQuerySet):
     ) -> "MetricValueHistoryQuerySet":
         """``MetricValueQuerySet.latest_per_metric`` as of ``as_of``: one backward
         descent of the as-of index per metric, skipping versions not current then."""
-        newest = (
-            metric_values_as_of(as_of)
-            .filter(entity_uid=entity_uid, metric_id=OuterRef("pk"), time_unit=time_unit)
-            .order_by("-metric_date")
-            .values("value_uid")[:1]
+        latest_uids = _newest_per_definition(
+            metric_values_as_of(as_of),
+            "value_uid",
+            context_type=context_type,
+            entity_uid=entity_uid,
+            time_unit=time_unit,
+            metric_ids=metric_ids,
         )
-        definitions = MetricDefinition.objects.filter(context_type=context_type)
-        if metric_ids is not None:
-            definitions = definitions.filter(pk__in=list(metric_ids))
-        latest_uids = definitions.annotate(latest_uid=Subquery(newest)).values("latest_uid")
         return self.filter(value_uid__in=latest_uids)
 
 

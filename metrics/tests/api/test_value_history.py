@@ -291,38 +291,24 @@ def test_import_records_its_run_and_reason_and_revert_records_the_deletes(
         "context_type,entity_uid,metric_uid,metric_date,value\n"
         f"ORGANIZATION,{organization.uid},total_ar,2026-03-15,5\n"
     )
-    out = io.StringIO()
-    call_command(
-        "import_metric_values",
-        str(path),
-        "--engine",
-        engine,
-        "--reason",
-        "backfill",
-        "--no-progress",
-        stdout=out,
-        stderr=io.StringIO(),
-    )
+
+    def run_import(*args):
+        call_command(
+            "import_metric_values",
+            str(path),
+            "--engine",
+            engine,
+            "--no-progress",
+            *args,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+
+    run_import("--reason", "backfill")
     value = MetricValue.objects.get()
     path.write_text(path.read_text().replace(",5\n", ",6\n"))
-    call_command(
-        "import_metric_values",
-        str(path),
-        "--engine",
-        engine,
-        "--no-progress",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
-    call_command(
-        "import_metric_values",
-        str(path),
-        "--engine",
-        engine,
-        "--no-progress",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
+    run_import()
+    run_import()
     call_command(
         "revert_batch",
         str(value.batch_id),
