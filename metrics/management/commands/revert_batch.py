@@ -15,9 +15,9 @@ HELP = """Delete the metric values one bulk call or one import run created.
 
 Every row a bulk call or an import run creates records that call's batch_id (returned by
 the endpoint, printed by the importer). Rows the batch UPDATED are not touched: they keep
-the batch_id of the write that created them, and their previous values are not kept, so
-they cannot be restored -- revert deletes only what the batch created, never a row that
-existed before it. A row the batch created and a later write changed is deleted too (the
+the batch_id of the write that created them (their earlier versions are in the value
+history) -- revert deletes only what the batch created, never a row that existed before
+it. A row the batch created and a later write changed is deleted too (the
 dry run counts them). All in one transaction. The value history records each deletion
 with source "revert" and the --reason given.
 """
