@@ -303,19 +303,19 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
         metric_ids = self._metric_ids(params.get("metric_uid"))
         as_of = params.get("as_of")
         queryset = self.get_queryset()
-        latest = {}
+        as_of_kwargs = {}
         if as_of is not None:
             queryset = selectors.metric_values_as_of(as_of).for_entity(
                 context_type=self.context_type, entity_uid=self.entity.uid
             )
-            latest = {"as_of": as_of}
+            as_of_kwargs = {"as_of": as_of}
         if params["latest"]:
             queryset = queryset.latest_per_metric(
                 context_type=self.context_type,
                 entity_uid=self.entity.uid,
                 time_unit=params["time_unit"],
                 metric_ids=metric_ids,
-                **latest,
+                **as_of_kwargs,
             )
         else:
             start, end = self._date_range(params)
