@@ -75,3 +75,14 @@ IF_MATCH_PARAM = OpenApiParameter(
     "current version: 412 `precondition_failed`, nothing changed, `data.version` holds the "
     "current one. Without it the write proceeds whatever the version.",
 )
+
+
+def etag_header(*statuses: int) -> OpenApiParameter:
+    """The ``ETag`` response header, documented for the answers with ``statuses``."""
+    return OpenApiParameter(
+        "ETag",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=list(statuses),
+        description='The value\'s version, quoted (`"3"`): send it back in `If-Match`.',
+    )

@@ -46,7 +46,14 @@ from ..filters import MetricDefinitionFilter
 from ..ingest.create import metric_value_create_checked
 from ..models import MetricDefinition, MetricValue, MetricValueHistory
 from ..services import EntityRef
-from .changes import IF_MATCH_PARAM, REASON_PARAM, etag, if_match, request_change
+from .changes import (
+    IF_MATCH_PARAM,
+    REASON_PARAM,
+    etag,
+    etag_header,
+    if_match,
+    request_change,
+)
 from .scoping import ENTITY_NOT_FOUND, EntityScopedMixin
 from .serializers import (
     TIMESTAMP_TEXT_ANNOTATIONS,
@@ -242,7 +249,7 @@ class _MetricValueViewMixin:
     ),
     create=extend_schema(
         summary="Create a metric value",
-        parameters=[_CONTEXT_PARAM, _ENTITY_PARAM, REASON_PARAM],
+        parameters=[_CONTEXT_PARAM, _ENTITY_PARAM, REASON_PARAM, etag_header(201)],
         description=(
             "Checks, in this order, each with its own answer: (1) `context_type` not one "
             "of ORGANIZATION, PARTY, USER → 404 naming them; (2) the entity does not "
@@ -452,7 +459,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
 @extend_schema_view(
     retrieve=extend_schema(
         summary="Get a metric value",
-        parameters=[_VALUE_PARAM, MetricValueRetrieveQuerySerializer],
+        parameters=[_VALUE_PARAM, MetricValueRetrieveQuerySerializer, etag_header(200)],
         description=(
             'One value, `_metadata` included, with `ETag: "<version>"`. With `as_of`, the '
             "value as it was then: 404 when it did not exist then (created later), present "
@@ -462,7 +469,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
     ),
     partial_update=extend_schema(
         summary="Update a metric value",
-        parameters=[_VALUE_PARAM, IF_MATCH_PARAM, REASON_PARAM],
+        parameters=[_VALUE_PARAM, IF_MATCH_PARAM, REASON_PARAM, etag_header(200)],
         description=(
             "Changes `value` (re-validated against the metric's rules), `timezone` and "
             "`_metadata` (replaced whole, never merged). The identifying fields "

@@ -384,3 +384,26 @@ def test_export_as_of_writes_the_table_as_it_was(created, editor_client, org_url
 def test_export_refuses_an_as_of_without_offset(db):
     with pytest.raises(CommandError, match="--as-of"):
         call_command("export_metric_values", "--as-of", "2026-03-15", stderr=io.StringIO())
+
+
+def test_as_of_list_sorts_and_pages_like_the_current_list(editor_client, org_url, total_ar):
+    for day, value in ((15, 30), (16, 10), (17, 20)):
+        body = {"metric_uid": "total_ar", "metric_date": f"2026-03-{day}", "value": value}
+        assert editor_client.post(org_url, body, format="json").status_code == 201
+    tick()
+    instant = datetime.now(UTC).isoformat()
+    response = editor_client.get(
+        org_url,
+        {
+            "as_of": instant,
+            "start_date": "2026-03-01",
+            "end_date": "2026-03-31",
+            "sort": "value",
+            "per_page": 2,
+            "page": 2,
+            "include_metadata": "true",
+        },
+    )
+    data = response.json()["data"]
+    assert [(i["value"], i["_metadata"]) for i in data["items"]] == [(30, {})]
+    assert data["_meta"] == {"page": 2, "per_page": 2, "total_pages": 2, "total_items": 3}
