@@ -20,11 +20,12 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, OuterRef
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.db.models import Exists, OuterRef, Q
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from rangefilter.filters import DateRangeFilter
 
 from entities.models import Organization, Party, User
@@ -32,9 +33,10 @@ from exante.admin_forms import DomainErrorAdminMixin
 from exante.admin_paginator import LargeTablePaginator
 
 from .admin_forms import MetricDefinitionForm, MetricValueForm, plain_number
-from .constants import ContextType, StorageUnit, ValueType
+from .changes import change_context
+from .constants import CHANGE_REASON_MAX_LENGTH, ChangeSource, ContextType, StorageUnit, ValueType
 from .exceptions import MetricInUse
-from .models import MetricDefinition, MetricValue
+from .models import MetricDefinition, MetricValue, MetricValueHistory
 from .services import (
     DEFINITION_IMMUTABLE_FIELDS,
     metric_definition_delete,
@@ -306,10 +308,26 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
         # Equality on indexed columns only: a LIKE over the values table would read it all.
         for term in search_term.split():
             try:
-                queryset = queryset.filter(entity_uid=UUID(term))
+                uid = UUID(term)
             except ValueError:
                 queryset = queryset.filter(metric__uid=term)
+                continue
+            queryset = queryset.filter(Q(entity_uid=uid) | Q(uid=uid))
+            self._point_to_deleted_history(request, uid)
         return queryset, False
+
+    def _point_to_deleted_history(self, request, uid: UUID) -> None:
+        """A uid of a value that no longer exists: say so, and link to its history."""
+        if MetricValue.objects.filter(uid=uid).exists():
+            return
+        if not MetricValueHistory.objects.filter(value_uid=uid).exists():
+            return
+        url = reverse("admin:metrics_metricvalue_value_history", args=[uid])
+        self.message_user(
+            request,
+            format_html('Value {} was deleted. <a href="{}">See its history</a>.', uid, url),
+            messages.WARNING,
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -376,6 +394,11 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.export_view),
                 name="metrics_metricvalue_export",
             ),
+            path(
+                "value-history/<uuid:value_uid>/",
+                self.admin_site.admin_view(self.value_history_view),
+                name="metrics_metricvalue_value_history",
+            ),
             *super().get_urls(),
         ]
 
@@ -388,6 +411,51 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
         except IncorrectLookupParameters:
             return HttpResponseRedirect(reverse("admin:metrics_metricvalue_changelist") + "?e=1")
         return metric_value_csv_response(changelist.queryset)
+
+    def value_history_view(self, request, value_uid: UUID):
+        """Every version of one value, newest first, also after it was deleted."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        versions = list(
+            MetricValueHistory.objects.filter(value_uid=value_uid)
+            .select_related("metric")
+            .order_by("-version")[:VALUE_HISTORY_PAGE_ROWS]
+        )
+        if not versions:
+            raise Http404("No value with this uid ever existed.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"History of value {value_uid}",
+            "value_uid": value_uid,
+            "newest": versions[0],
+            "table": history_table(versions),
+            "exists": MetricValue.objects.filter(uid=value_uid).exists(),
+        }
+        return TemplateResponse(request, "admin/metrics/metricvalue/value_history.html", context)
+
+    @admin.display(description="history (newest first)")
+    def history(self, obj: MetricValue):
+        versions = list(
+            MetricValueHistory.objects.filter(value_uid=obj.uid).order_by("-version")[
+                : VALUE_HISTORY_INLINE_ROWS + 1
+            ]
+        )
+        table = history_table(versions[:VALUE_HISTORY_INLINE_ROWS], obj.metric)
+        if len(versions) > VALUE_HISTORY_INLINE_ROWS:
+            url = reverse("admin:metrics_metricvalue_value_history", args=[obj.uid])
+            table = format_html('{}<p><a href="{}">Every version</a></p>', table, url)
+        return table
+
+    # --- writes: attributed to the admin user, with the form's reason -----------------------
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with _admin_change(request):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        with _admin_change(request):
+            return super().delete_view(request, object_id, extra_context)
 
     # --- add / change ---------------------------------------------------------------------
 
@@ -412,11 +480,21 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
         return [
             (None, {"fields": ("metric", "context_type", "entity_uid", "entity")}),
             ("Period", {"fields": ("time_unit", "metric_date")}),
-            ("Value", {"fields": ("value", "value_shown_as", "timezone")}),
+            ("Value", {"fields": ("value", "value_shown_as", "timezone", "reason")}),
             (
                 "Provenance",
-                {"fields": ("metadata_pretty", "batch_id", "uid", "created_at", "updated_at")},
+                {
+                    "fields": (
+                        "metadata_pretty",
+                        "batch_id",
+                        "uid",
+                        "version",
+                        "created_at",
+                        "updated_at",
+                    )
+                },
             ),
+            ("History", {"fields": ("history",)}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -429,8 +507,10 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
             "metadata_pretty",
             "batch_id",
             "uid",
+            "version",
             "created_at",
             "updated_at",
+            "history",
         )
 
     def save_model(self, request, obj, form, change):
@@ -438,6 +518,50 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         metric_value_delete(instance=obj)
+
+
+#: Versions the change page shows; the value's history page shows up to the larger number.
+VALUE_HISTORY_INLINE_ROWS = 20
+VALUE_HISTORY_PAGE_ROWS = 1000
+
+
+def _admin_change(request):
+    """Attribute the writes of an admin page to its user and the form's reason (an
+    over-long reason is the form's error to report, and nothing is written then)."""
+    reason = request.POST.get("reason", "").strip() if request.method == "POST" else ""
+    if len(reason) > CHANGE_REASON_MAX_LENGTH:
+        reason = ""
+    return change_context(source=ChangeSource.ADMIN, user=request.user, reason=reason or None)
+
+
+def history_table(versions: list, metric: MetricDefinition | None = None):
+    """Versions of a value as a read-only HTML table."""
+    if not versions:
+        return "—"
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td></tr>",
+        (
+            (
+                v.version,
+                v.operation,
+                format_value(v.value, metric or v.metric),
+                v.timezone,
+                timezone.localtime(v.recorded_at).strftime("%Y-%m-%d %H:%M:%S"),
+                v.source,
+                v.recorded_by_uid or "—",
+                v.reason or "",
+            )
+            for v in versions
+        ),
+    )
+    return format_html(
+        '<table class="value-history"><thead><tr><th>version</th><th>operation</th>'
+        "<th>value</th><th>timezone</th><th>recorded</th><th>source</th><th>by (user uid)</th>"
+        "<th>reason</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
 
 
 # --- Metric definitions ---------------------------------------------------------------------

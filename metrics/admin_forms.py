@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from exante.admin_forms import ServiceModelForm
 
 from .constants import (
+    CHANGE_REASON_MAX_LENGTH,
     METRIC_UID_PATTERN,
     RESERVED_METRIC_UIDS,
     ContextType,
@@ -49,6 +50,12 @@ class MetricValueForm(ServiceModelForm):
         max_length=64,
         required=False,
         help_text="IANA name, e.g. Europe/Paris. Blank on add: the entity's organization's.",
+    )
+
+    reason = forms.CharField(
+        max_length=CHANGE_REASON_MAX_LENGTH,
+        required=False,
+        help_text="Optional: why you make this change. Kept in the value's history.",
     )
 
     error_field_aliases = {"metric_uid": "metric", "_metadata": None}

@@ -60,3 +60,26 @@ METADATA_MAX_BYTES = 16 * 1024
 #: Names of database constraints the services map to domain errors.
 METRIC_VALUE_UNIQUE_CONSTRAINT = "metricvalue_entity_metric_unit_date_uniq"
 METRIC_DEFINITION_UID_CONSTRAINT = "metricdefinition_uid_uniq"
+
+
+class Operation(models.TextChoices):
+    """What a change to a value did (its history records one per change)."""
+
+    CREATE = "create", "Create"
+    UPDATE = "update", "Update"
+    DELETE = "delete", "Delete"
+
+
+class ChangeSource(models.TextChoices):
+    """Which path made a change. ``system`` is a write that named no path: SQL by hand."""
+
+    API = "api", "API"
+    BULK = "bulk", "Bulk"
+    IMPORT = "import", "Import"
+    ADMIN = "admin", "Admin"
+    REVERT = "revert", "Revert"
+    SYSTEM = "system", "System"
+
+
+#: Longest change reason (``X-Change-Reason``, ``--reason``, the admin's field).
+CHANGE_REASON_MAX_LENGTH = 500

@@ -1,6 +1,8 @@
 """Domain conflicts of the metrics app, each with its stable code."""
 
-from exante.errors import Conflict
+from rest_framework import status
+
+from exante.errors import Conflict, DomainError
 
 
 class DuplicateValue(Conflict):
@@ -18,3 +20,22 @@ class MetricInUse(Conflict):
         "This metric has stored values and cannot be deleted; set is_active=false to retire it."
     )
     default_code = "metric_in_use"
+
+
+class PreconditionFailed(DomainError):
+    """``If-Match`` named none of the value's current version; ``data`` holds it."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The value has changed: If-Match names none of its current version."
+    default_code = "precondition_failed"
+
+    def __init__(self, version: int):
+        super().__init__(data={"version": version})
+
+
+class ValueNotFound(DomainError):
+    """The value went away while a write waited for it."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "No metric value with this uid was found."
+    default_code = "not_found"

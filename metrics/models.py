@@ -5,12 +5,16 @@ from django.db import models
 from django.db.models import Q
 from uuid6 import uuid7
 
+from . import changes
 from .constants import (
+    CHANGE_REASON_MAX_LENGTH,
     METRIC_DEFINITION_UID_CONSTRAINT,
     METRIC_VALUE_UNIQUE_CONSTRAINT,
     VALUE_DECIMAL_PLACES,
     VALUE_MAX_DIGITS,
+    ChangeSource,
     ContextType,
+    Operation,
     PeriodDefinition,
     StorageUnit,
     TimeUnit,
@@ -101,6 +105,27 @@ class MetricValue(models.Model):
     batch_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The version and the attribution of the last change. Every write of the service sets
+    # them (an update raises ``version`` by one); the history triggers copy them into the
+    # history row. A write that leaves ``version`` alone is recorded as ``system`` (SQL by
+    # hand), and the database defaults say the same of a row inserted by hand.
+    version = models.PositiveIntegerField(default=1, db_default=1)
+    change_source = models.CharField(
+        max_length=6,
+        choices=ChangeSource.choices,
+        default=changes.current_source,
+        db_default=ChangeSource.SYSTEM,
+    )
+    change_user_uid = models.UUIDField(null=True, blank=True, default=changes.current_user_uid)
+    change_key_uid = models.UUIDField(null=True, blank=True, default=changes.current_key_uid)
+    change_batch_id = models.UUIDField(null=True, blank=True, default=changes.current_batch_id)
+    # NULL is "no reason given", the history's null; "" would be a reason.
+    change_reason = models.CharField(  # noqa: DJ001
+        max_length=CHANGE_REASON_MAX_LENGTH,
+        null=True,
+        blank=True,
+        default=changes.current_reason,
+    )
 
     class Meta:
         constraints = [
@@ -132,3 +157,59 @@ class MetricValue(models.Model):
         # Reads the definition: callers listing many values select_related("metric").
         entity = f"{self.context_type} {self.entity_uid}"
         return f"{self.metric.uid} {self.time_unit} {self.metric_date} ({entity})"
+
+
+class MetricValueHistory(models.Model):
+    """One version of a metric value: its state after a change, who made the change and
+    the system time during which it was current (``recorded_at`` until the next version's,
+    ``superseded_at``; open while current). A ``delete`` row holds the state deleted.
+
+    Written only by the database's triggers on the values table (``metrics.history``),
+    so every write is recorded whichever path made it; nothing in the service edits it.
+    """
+
+    pk = models.CompositePrimaryKey("value_uid", "version")
+    value_uid = models.UUIDField()
+    version = models.PositiveIntegerField()
+    operation = models.CharField(max_length=6, choices=Operation.choices)
+    # No constraint: a definition may be deleted once no value uses it, history or not.
+    metric = models.ForeignKey(
+        MetricDefinition,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    context_type = models.CharField(max_length=12, choices=ContextType.choices)
+    entity_uid = models.UUIDField()
+    time_unit = models.CharField(max_length=5, choices=TimeUnit.choices)
+    metric_date = models.DateField()
+    value = models.DecimalField(max_digits=VALUE_MAX_DIGITS, decimal_places=VALUE_DECIMAL_PLACES)
+    timezone = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=6, choices=ChangeSource.choices)
+    recorded_by_uid = models.UUIDField(null=True, blank=True)
+    api_key_uid = models.UUIDField(null=True, blank=True)
+    batch_id = models.UUIDField(null=True, blank=True)
+    reason = models.CharField(  # noqa: DJ001 - NULL is "no reason given"
+        max_length=CHANGE_REASON_MAX_LENGTH, null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = "metric value history"
+        verbose_name_plural = "metric value history"
+        indexes = [
+            # The values table's key, then the system time: an as-of read of an entity is
+            # a range scan of this index, like the current read of the unique one.
+            models.Index(
+                fields=["entity_uid", "metric", "time_unit", "metric_date", "recorded_at"],
+                name="metricvaluehistory_asof_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value_uid} v{self.version} {self.operation}"

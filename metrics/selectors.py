@@ -3,19 +3,19 @@ value queries the API and the admin build on. Nothing here writes or validates."
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 import orjson
 from django.db import models
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import JSONObject
 
 from entities.models import Organization, Party, User
 from entities.permissions import NOT_FETCHED, value_write_role
 
-from .constants import ContextType
-from .models import MetricDefinition, MetricValue
+from .constants import ContextType, Operation
+from .models import MetricDefinition, MetricValue, MetricValueHistory
 
 
 def entity_queryset(context_type: str) -> models.QuerySet:
@@ -236,18 +236,37 @@ class MetricValueQuerySet(models.QuerySet):
         the number of metrics and not with the stored history; SQLite runs the same SQL
         with the same result. A ``DISTINCT ON`` would instead read every row of the entity.
         """
-        newest = (
-            MetricValue.objects.filter(
-                entity_uid=entity_uid, metric_id=OuterRef("pk"), time_unit=time_unit
-            )
-            .order_by("-metric_date")
-            .values("uid")[:1]
+        latest_uids = _newest_per_definition(
+            MetricValue.objects.all(),
+            "uid",
+            context_type=context_type,
+            entity_uid=entity_uid,
+            time_unit=time_unit,
+            metric_ids=metric_ids,
         )
-        definitions = MetricDefinition.objects.filter(context_type=context_type)
-        if metric_ids is not None:
-            definitions = definitions.filter(pk__in=list(metric_ids))
-        latest_uids = definitions.annotate(latest_uid=Subquery(newest)).values("latest_uid")
         return self.filter(uid__in=latest_uids)
+
+
+def _newest_per_definition(
+    rows: models.QuerySet,
+    uid_field: str,
+    *,
+    context_type: str,
+    entity_uid: UUID,
+    time_unit: str,
+    metric_ids: Iterable[int] | None,
+) -> models.QuerySet:
+    """The uid (``uid_field``) of the newest row of ``rows`` per definition of the
+    context: one correlated ``ORDER BY metric_date DESC LIMIT 1`` subquery each."""
+    newest = (
+        rows.filter(entity_uid=entity_uid, metric_id=OuterRef("pk"), time_unit=time_unit)
+        .order_by("-metric_date")
+        .values(uid_field)[:1]
+    )
+    definitions = MetricDefinition.objects.filter(context_type=context_type)
+    if metric_ids is not None:
+        definitions = definitions.filter(pk__in=list(metric_ids))
+    return definitions.annotate(latest_uid=Subquery(newest)).values("latest_uid")
 
 
 def metric_values() -> MetricValueQuerySet:
@@ -265,3 +284,95 @@ def metric_value_get_visible(*, uid: UUID, user) -> tuple[MetricValue, object] |
     if entity is None:
         return None
     return value, entity
+
+
+# --- History and as-of reads ------------------------------------------------------------------
+
+
+class MetricValueHistoryQuerySet(MetricValueQuerySet):
+    """The history table read as the values table was at one instant (``as_of``): the
+    entity, unit, metric and date filters of ``MetricValueQuerySet`` apply unchanged, on
+    the history's index of the same columns followed by ``recorded_at``."""
+
+    def current_at(self, instant: datetime) -> "MetricValueHistoryQuerySet":
+        """The versions current at ``instant``: recorded by then and not yet superseded,
+        deleted ones left out. ``uid`` names the value, as in the values table."""
+        return (
+            self.filter(recorded_at__lte=instant)
+            .filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=instant))
+            .exclude(operation=Operation.DELETE)
+            .annotate(uid=F("value_uid"))
+        )
+
+    def latest_per_metric(
+        self,
+        *,
+        context_type: str,
+        entity_uid: UUID,
+        time_unit: str,
+        metric_ids: Iterable[int] | None = None,
+        as_of: datetime,
+    ) -> "MetricValueHistoryQuerySet":
+        """``MetricValueQuerySet.latest_per_metric`` as of ``as_of``: one backward
+        descent of the as-of index per metric, skipping versions not current then."""
+        latest_uids = _newest_per_definition(
+            metric_values_as_of(as_of),
+            "value_uid",
+            context_type=context_type,
+            entity_uid=entity_uid,
+            time_unit=time_unit,
+            metric_ids=metric_ids,
+        )
+        return self.filter(value_uid__in=latest_uids)
+
+
+def as_of_instant(text: str) -> datetime:
+    """The instant of an ``as_of``: ISO 8601 with ``Z`` or an offset, not in the future,
+    in UTC. A ``ValueError`` says what is wrong (a bare date and a local time are
+    ambiguous)."""
+    text = text.strip()
+    # A "+" sent unencoded in a query string arrives as a space.
+    if len(text) > 19 and text[-6] == " ":
+        text = f"{text[:-6]}+{text[-5:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "Enter an ISO 8601 instant with Z or an offset, like 2026-03-15T10:00:00Z."
+        ) from None
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise ValueError(
+            "Give the instant's offset (Z or +hh:mm); a bare date or local time is ambiguous."
+        )
+    if moment > datetime.now(UTC):
+        raise ValueError("as_of is in the future; the service cannot answer for it yet.")
+    return moment.astimezone(UTC)
+
+
+def metric_values_as_of(instant: datetime) -> MetricValueHistoryQuerySet:
+    """Every value as it was at ``instant``, as ``MetricValueHistory`` rows."""
+    return MetricValueHistoryQuerySet(model=MetricValueHistory).current_at(instant)
+
+
+def metric_value_history_visible(*, uid: UUID, user) -> models.QuerySet | None:
+    """The versions of the value ``uid``, newest first, or ``None`` when no value with that
+    uid ever existed or its entity is not visible to ``user``. A deleted value's history
+    stays readable to whoever may read its entity."""
+    versions = MetricValueHistory.objects.filter(value_uid=uid)
+    first = versions.order_by("version").values("context_type", "entity_uid").first()
+    if first is None:
+        return None
+    if entity_get(user=user, **first) is None:
+        return None
+    return versions.order_by("-version")
+
+
+def metric_value_as_of_visible(*, uid: UUID, user, as_of: datetime):
+    """The value as it was at ``as_of`` (a ``MetricValueHistory`` row with the value's
+    fields), or ``None`` when it did not exist then or its entity is not visible."""
+    version = metric_values_as_of(as_of).select_related("metric").filter(value_uid=uid).first()
+    if version is None:
+        return None
+    if entity_get(context_type=version.context_type, entity_uid=version.entity_uid, user=user):
+        return version
+    return None

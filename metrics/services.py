@@ -9,7 +9,7 @@ definition (count and cents values must be integers).
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -19,10 +19,13 @@ from uuid import UUID
 import orjson
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone as django_timezone
 
 from entities.validators import is_valid_timezone
 from exante.db import conflict_on, violated_constraint
 
+from .changes import change_fields
 from .constants import (
     MAX_METRIC_DATE,
     METADATA_MAX_BYTES,
@@ -36,7 +39,13 @@ from .constants import (
     TimeUnit,
     ValueType,
 )
-from .exceptions import DuplicateMetric, DuplicateValue, MetricInUse
+from .exceptions import (
+    DuplicateMetric,
+    DuplicateValue,
+    MetricInUse,
+    PreconditionFailed,
+    ValueNotFound,
+)
 from .models import MetricDefinition, MetricValue
 from .selectors import entity_organization_timezone
 
@@ -427,6 +436,7 @@ def metric_value_update(
     value: object = UNSET,
     timezone: object = UNSET,
     metadata: object = UNSET,
+    if_match: Collection[int] | None = None,
     **identity: object,
 ) -> MetricValue:
     """Change the mutable fields of a value, re-validated against its metric.
@@ -435,51 +445,90 @@ def metric_value_update(
     identifying fields (``VALUE_IMMUTABLE_FIELDS``) may be passed too: the same value as
     stored is ignored, a different one is an error naming the field. All errors are raised
     together and nothing is written when there is any.
+
+    The row is locked first, so the version check (``if_match``: the versions the caller
+    accepts, ``None`` for any) and the write see the same row: of concurrent updates
+    naming one version, exactly one succeeds. A write that changes nothing keeps the
+    version and records no history.
     """
     unknown = set(identity) - set(VALUE_IMMUTABLE_FIELDS)
     if unknown:
         raise TypeError(f"unknown fields {sorted(unknown)}")
-    errors: dict[str, list[str]] = {}
-    changes: dict[str, Any] = {}
-    current = _current_identity(instance)
-    for name, given in identity.items():
-        if given is UNSET:
-            continue
-        if str(given) != str(current[name]):
-            errors[name] = [
-                f"{name} cannot be changed (it is {current[name]}); "
-                "delete the value and create a new one instead."
-            ]
-    if value is not UNSET:
-        try:
-            number = normalize_value(value)
-        except ValidationError as exc:
-            errors["value"] = exc.messages
-        else:
-            if value_errors := value_errors_for_definition(number, instance.metric):
-                errors["value"] = value_errors
-            changes["value"] = number
-    if timezone is not UNSET:
-        if not is_valid_timezone(timezone):
-            errors["timezone"] = [f"{timezone!r} is not a known IANA timezone name."]
-        changes["timezone"] = timezone
-    if metadata is not UNSET:
-        try:
-            changes["metadata"] = normalize_metadata(metadata)
-        except ValidationError as exc:
-            errors["_metadata"] = exc.messages
-    if errors:
-        raise ValidationError(errors)
-    if changes:
-        for name, new in changes.items():
-            setattr(instance, name, new)
-        instance.save(update_fields=[*changes, "updated_at"])
+    with transaction.atomic():
+        instance = _locked_value(instance.uid, if_match)
+        errors: dict[str, list[str]] = {}
+        changes: dict[str, Any] = {}
+        current = _current_identity(instance)
+        for name, given in identity.items():
+            if given is UNSET:
+                continue
+            if str(given) != str(current[name]):
+                errors[name] = [
+                    f"{name} cannot be changed (it is {current[name]}); "
+                    "delete the value and create a new one instead."
+                ]
+        if value is not UNSET:
+            try:
+                number = normalize_value(value)
+            except ValidationError as exc:
+                errors["value"] = exc.messages
+            else:
+                if value_errors := value_errors_for_definition(number, instance.metric):
+                    errors["value"] = value_errors
+                changes["value"] = number
+        if timezone is not UNSET:
+            if not is_valid_timezone(timezone):
+                errors["timezone"] = [f"{timezone!r} is not a known IANA timezone name."]
+            changes["timezone"] = timezone
+        if metadata is not UNSET:
+            try:
+                changes["metadata"] = normalize_metadata(metadata)
+            except ValidationError as exc:
+                errors["_metadata"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        changes = {name: new for name, new in changes.items() if getattr(instance, name) != new}
+        if changes:
+            fields = {**changes, "updated_at": django_timezone.now(), **change_fields()}
+            MetricValue.objects.filter(uid=instance.uid).update(**fields, version=F("version") + 1)
+            for name, new in fields.items():
+                setattr(instance, name, new)
+            instance.version += 1
     return instance
 
 
-def metric_value_delete(*, instance: MetricValue) -> None:
-    """Remove one value (its uid is never reused: new values get new UUIDv7s)."""
-    instance.delete()
+def _locked_value(uid: UUID, if_match: Collection[int] | None) -> MetricValue:
+    """The value, locked until the transaction ends; ``PreconditionFailed`` unless its
+    version is one of ``if_match`` (``None``: any)."""
+    instance = (
+        MetricValue.objects.select_for_update(of=("self",))
+        .select_related("metric")
+        .filter(uid=uid)
+        .first()
+    )
+    if instance is None:
+        raise ValueNotFound()
+    if if_match is not None and instance.version not in if_match:
+        raise PreconditionFailed(instance.version)
+    return instance
+
+
+def metric_value_delete(*, instance: MetricValue, if_match: Collection[int] | None = None) -> None:
+    """Remove one value (its uid is never reused: new values get new UUIDv7s), when its
+    version is one of ``if_match`` (``None``: any)."""
+    with transaction.atomic():
+        _locked_value(instance.uid, if_match)
+        metric_values_delete(MetricValue.objects.filter(uid=instance.uid))
+
+
+def metric_values_delete(queryset) -> int:
+    """Delete the values of ``queryset``, attributed to the current change: their version
+    goes up first with the data unchanged (which records nothing), so the history's
+    ``delete`` rows name the deleter. Returns how many were deleted."""
+    with transaction.atomic():
+        queryset.update(version=F("version") + 1, **change_fields())
+        deleted, _ = queryset.delete()
+    return deleted
 
 
 # --- Metric definitions ---------------------------------------------------------------------

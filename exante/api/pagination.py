@@ -82,10 +82,12 @@ class EnvelopePagination(BasePagination):
                     "type": "object",
                     "required": ["page", "per_page", "total_pages", "total_items"],
                     "properties": {
-                        "page": {"type": "integer", "minimum": 1},
-                        "per_page": {"type": "integer", "minimum": 1},
-                        "total_pages": {"type": "integer", "minimum": 0},
-                        "total_items": {"type": "integer", "minimum": 0},
+                        # Examples, so a list endpoint's item examples can be shown
+                        # inside a whole page.
+                        "page": {"type": "integer", "minimum": 1, "example": 1},
+                        "per_page": {"type": "integer", "minimum": 1, "example": 25},
+                        "total_pages": {"type": "integer", "minimum": 0, "example": 1},
+                        "total_items": {"type": "integer", "minimum": 0, "example": 2},
                     },
                 },
             },

@@ -354,6 +354,11 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
         reads(),
         contextual=True,
     ),
+    ("GET", "/api/metrics/values/{value_uid}/history"): metrics(
+        lambda w, ct: (f"/api/metrics/values/{w.acme_values[ct].uid}/history", None),
+        reads(),
+        contextual=True,
+    ),
     ("PATCH", "/api/metrics/values/{value_uid}"): metrics(
         lambda w, ct: (f"/api/metrics/values/{w.acme_values[ct].uid}", {"value": 8}),
         writes(200),

@@ -11,11 +11,12 @@ from exante.errors import Conflict, DomainError
 from exante.fields import StrictBooleanField, StrictFieldsMixin
 from exante.observability import record_ingested
 
-from ..constants import ContextType, TimeUnit
+from ..constants import ChangeSource, ContextType, TimeUnit
 from ..fields import MetadataField, ParsedJSONField, StrictDateField, ValueInputField
 from ..ingest.bulk import metric_values_bulk_ingest
 from ..ingest.items import OnConflict as OnConflictChoice
 from ..ingest.items import Status
+from .changes import REASON_PARAM, request_change
 
 MAX_ITEMS = 5000
 
@@ -170,6 +171,7 @@ the returned `batch_id` (`manage.py revert_batch` deletes them). Body limit:
 @extend_schema(
     summary="Create many metric values",
     description=DESCRIPTION,
+    parameters=[REASON_PARAM],
     request=BulkRequestDocSerializer,
     responses={
         200: BulkResultSerializer,
@@ -224,12 +226,13 @@ class MetricValueBulkView(APIView):
         body = BulkRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        report = metric_values_bulk_ingest(
-            items=data["items"],
-            user=request.user,
-            on_conflict=data["on_conflict"],
-            dry_run=data["dry_run"],
-        )
+        with request_change(request, ChangeSource.BULK):
+            report = metric_values_bulk_ingest(
+                items=data["items"],
+                user=request.user,
+                on_conflict=data["on_conflict"],
+                dry_run=data["dry_run"],
+            )
         payload = report.as_data()
         if report.rejected:
             results = payload["results"]

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models.functions import Cast
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from exante.fields import StrictBooleanField, StrictCharField, StrictFieldsMixin
@@ -15,7 +15,9 @@ from exante.filters import StrictBooleanField as StrictBooleanFormField
 from ..constants import (
     METRIC_UID_PATTERN,
     RESERVED_METRIC_UIDS,
+    ChangeSource,
     ContextType,
+    Operation,
     PeriodDefinition,
     StorageUnit,
     TimeUnit,
@@ -29,6 +31,7 @@ from ..fields import (
     metadata_field,
 )
 from ..models import MetricDefinition, MetricValue
+from ..selectors import as_of_instant
 
 
 class MetricDefinitionSerializer(serializers.ModelSerializer):
@@ -174,6 +177,38 @@ class MetricValueUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     _metadata = metadata_field(required=False, allow_null=True)
 
 
+AS_OF_HELP = (
+    "An ISO 8601 instant with `Z` or an offset (`2026-03-15T10:00:00Z`): answer with what "
+    "the service held then — a value created later is absent, one changed later shows its "
+    "earlier `value` and `version`, one deleted later is present. A bare date, a time "
+    "without offset or an instant in the future is a 400."
+)
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class InstantField(serializers.Field):
+    """An aware instant, not in the future (the ``as_of`` of a read)."""
+
+    def to_internal_value(self, data) -> datetime:
+        if not isinstance(data, str) or len(data) > 64:
+            raise serializers.ValidationError(
+                "Enter an ISO 8601 instant with Z or an offset, like 2026-03-15T10:00:00Z."
+            )
+        try:
+            return as_of_instant(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class MetricValueRetrieveQuerySerializer(serializers.Serializer):
+    """Query parameters of the single value's GET."""
+
+    as_of = InstantField(required=False, help_text=AS_OF_HELP)
+
+
 class MetricValueListQuerySerializer(serializers.Serializer):
     """Query parameters of the value list (shape only; unknown parameters are ignored)."""
 
@@ -210,6 +245,7 @@ class MetricValueListQuerySerializer(serializers.Serializer):
         help_text="`true`: include each value's `_metadata`; otherwise the key is left out. "
         "`true`/`false`/`1`/`0`.",
     )
+    as_of = InstantField(required=False, help_text=AS_OF_HELP)
 
 
 class MetricValueSerializer(serializers.Serializer):
@@ -231,6 +267,11 @@ class MetricValueSerializer(serializers.Serializer):
     metric_date = serializers.DateField(read_only=True)
     value = NumberSchema(read_only=True, help_text="A JSON number (exact decimal).")
     timezone = serializers.CharField(read_only=True)
+    version = serializers.IntegerField(
+        read_only=True,
+        help_text="1 when created, +1 on every change that alters a field; the `ETag` of "
+        "the value, for `If-Match`.",
+    )
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
@@ -259,6 +300,7 @@ class MetricValueSerializer(serializers.Serializer):
                 "metric_date": instance.metric_date,
                 "value": instance.value,
                 "timezone": instance.timezone,
+                "version": instance.version,
                 "created_at_text": instance.created_at,
                 "updated_at_text": instance.updated_at,
                 "metadata": instance.metadata,
@@ -290,6 +332,7 @@ VALUE_ROW_COLUMNS = (
     "metric_date",
     "value",
     "timezone",
+    "version",
     "created_at_text",
     "updated_at_text",
 )
@@ -339,9 +382,97 @@ def value_row(row: dict, *, include_metadata: bool) -> dict:
         # A Decimal: the renderer writes it as a JSON number without a float round trip.
         "value": row["value"],
         "timezone": row["timezone"],
+        "version": row["version"],
         "created_at": _timestamp(row["created_at_text"]),
         "updated_at": _timestamp(row["updated_at_text"]),
     }
     if include_metadata:
         out["_metadata"] = row["metadata"]
     return out
+
+
+class UserRefSerializer(serializers.Serializer):
+    uid = serializers.UUIDField()
+    email = serializers.EmailField()
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A change made through the API",
+            value={
+                "version": 2,
+                "operation": "update",
+                "value": 1300,
+                "timezone": "UTC",
+                "_metadata": {},
+                "recorded_at": "2026-03-16T09:12:03.120311Z",
+                "recorded_by": {
+                    "uid": "7d1c2f4e-5a8b-4c3d-9e0f-1a2b3c4d5e6f",
+                    "email": "ana@example.com",
+                },
+                "api_key_uid": None,
+                "source": "api",
+                "batch_id": None,
+                "reason": "corrected after the ledger closed",
+            },
+        ),
+        OpenApiExample(
+            "A create made by an import run",
+            value={
+                "version": 1,
+                "operation": "create",
+                "value": 1250,
+                "timezone": "UTC",
+                "_metadata": {},
+                "recorded_at": "2026-03-15T10:00:00.123456Z",
+                "recorded_by": None,
+                "api_key_uid": None,
+                "source": "import",
+                "batch_id": "01964a8e-7a4f-7c1e-9d2b-3f4a5b6c7d8e",
+                "reason": "March backfill",
+            },
+        ),
+    ]
+)
+class MetricValueHistorySerializer(serializers.Serializer):
+    """One version of a value: the state after the change and who made it."""
+
+    version = serializers.IntegerField(help_text="The version the change produced.")
+    operation = serializers.ChoiceField(choices=Operation.choices)
+    value = NumberSchema(help_text="After the change (for `delete`: the state deleted).")
+    timezone = serializers.CharField()
+    _metadata = MetadataField()
+    recorded_at = serializers.DateTimeField(
+        help_text="When the change was recorded: UTC with microseconds."
+    )
+    recorded_by = UserRefSerializer(
+        allow_null=True, help_text="The acting user; `null` for commands and SQL."
+    )
+    api_key_uid = serializers.UUIDField(allow_null=True, help_text="The API key used, if any.")
+    source = serializers.ChoiceField(choices=ChangeSource.choices)
+    batch_id = serializers.UUIDField(
+        allow_null=True, help_text="The bulk call's or import run's batch id."
+    )
+    reason = serializers.CharField(allow_null=True, help_text="`X-Change-Reason`, if given.")
+
+    def to_representation(self, instance) -> dict:
+        user = self.context.get("users", {}).get(instance.recorded_by_uid)
+        return {
+            "version": instance.version,
+            "operation": instance.operation,
+            "value": instance.value,
+            "timezone": instance.timezone,
+            "_metadata": instance.metadata,
+            "recorded_at": _microseconds(instance.recorded_at),
+            "recorded_by": {"uid": str(user.uid), "email": user.email} if user else None,
+            "api_key_uid": str(instance.api_key_uid) if instance.api_key_uid else None,
+            "source": instance.source,
+            "batch_id": str(instance.batch_id) if instance.batch_id else None,
+            "reason": instance.reason,
+        }
+
+
+def _microseconds(moment: datetime) -> str:
+    """``2026-03-15T10:00:00.123456Z``: always six digits of fraction."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -6,6 +6,7 @@ from .bulk import MetricValueBulkView
 from .views import (
     EntityMetricValueViewSet,
     MetricDefinitionViewSet,
+    MetricValueHistoryView,
     MetricValueViewSet,
     unknown_context,
 )
@@ -41,6 +42,11 @@ urlpatterns = [
         "metric-value-entity",
     ),
     *with_optional_slash("metrics/values/<anyuuid:value_uid>", value_detail, "metric-value-detail"),
+    *with_optional_slash(
+        "metrics/values/<anyuuid:value_uid>/history",
+        MetricValueHistoryView.as_view(),
+        "metric-value-history",
+    ),
     # Anything else of the entity-scoped shape: a 404 that names the allowed context types
     # (or, for a valid one, the same 404 as an unknown entity), before any view code runs.
     re_path(

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import status, viewsets
+from rest_framework import generics, status, viewsets
 from rest_framework.exceptions import (
     APIException,
     NotFound,
@@ -29,6 +29,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from entities.api.authentication import ApiKeyAuthentication
+from entities.models import User
 from entities.permissions import NOT_FETCHED, can_write_values
 from exante.api.authentication import TokenClaimsAuthentication, load_user
 from exante.api.pagination import WindowCountPagination
@@ -39,12 +40,20 @@ from exante.api.sorting import SortFilter
 from exante.observability import record_ingested
 
 from .. import selectors, services
-from ..constants import ContextType
+from ..constants import ChangeSource, ContextType
 from ..fields import MetricValueCreateSerializer
 from ..filters import MetricDefinitionFilter
 from ..ingest.create import metric_value_create_checked
-from ..models import MetricDefinition, MetricValue
+from ..models import MetricDefinition, MetricValue, MetricValueHistory
 from ..services import EntityRef
+from .changes import (
+    IF_MATCH_PARAM,
+    REASON_PARAM,
+    etag,
+    etag_header,
+    if_match,
+    request_change,
+)
 from .scoping import ENTITY_NOT_FOUND, EntityScopedMixin
 from .serializers import (
     TIMESTAMP_TEXT_ANNOTATIONS,
@@ -52,7 +61,9 @@ from .serializers import (
     MetricDefinitionCreateSerializer,
     MetricDefinitionSerializer,
     MetricDefinitionUpdateSerializer,
+    MetricValueHistorySerializer,
     MetricValueListQuerySerializer,
+    MetricValueRetrieveQuerySerializer,
     MetricValueSerializer,
     MetricValueUpdateSerializer,
     value_row,
@@ -185,6 +196,11 @@ def _check_write(user, entity, context_type: str, *, role=NOT_FETCHED) -> None:
 
 
 _NOT_FOUND_404 = error_response(404, "`not_found`: no such value, or not visible to the caller.")
+_PRECONDITION_412 = error_response(
+    412,
+    "`precondition_failed`: `If-Match` names none of the value's current version; nothing "
+    'changed; `data` is `{"version": <current>}`.',
+)
 
 
 class MetricValueScopePermission(ApiScopePermission):
@@ -225,13 +241,15 @@ class _MetricValueViewMixin:
             "date. `per_page` is 1–1000 (default 100) for this list. `_metadata` is left "
             "out unless `include_metadata=true`. A metric of another context type in "
             "`metric_uid` is a 400, like an unknown one. Needs read access to the entity "
-            "(any membership role, the `metrics:read` scope, or staff)."
+            "(any membership role, the `metrics:read` scope, or staff). With `as_of`, the "
+            "list as the service held it at that instant, every other parameter applying "
+            "as usual."
         ),
         responses={200: MetricValueSerializer(many=True)},
     ),
     create=extend_schema(
         summary="Create a metric value",
-        parameters=[_CONTEXT_PARAM, _ENTITY_PARAM],
+        parameters=[_CONTEXT_PARAM, _ENTITY_PARAM, REASON_PARAM, etag_header(201)],
         description=(
             "Checks, in this order, each with its own answer: (1) `context_type` not one "
             "of ORGANIZATION, PARTY, USER → 404 naming them; (2) the entity does not "
@@ -244,7 +262,8 @@ class _MetricValueViewMixin:
             "metric, time unit and date exists → 409 `duplicate_value` with its `uid` in "
             "`data`. The database's unique constraint decides between concurrent creates: "
             "exactly one succeeds, the others get the 409. More than 6 decimals round "
-            "half-even. Answers 201 with `Location: /api/metrics/values/{uid}`."
+            "half-even. Answers 201 with `Location: /api/metrics/values/{uid}` and "
+            '`ETag: "1"`; the value\'s history records the create (source `api`).'
         ),
         request=MetricValueCreateSerializer,
         responses={
@@ -289,13 +308,21 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
         query.is_valid(raise_exception=True)
         params = query.validated_data
         metric_ids = self._metric_ids(params.get("metric_uid"))
+        as_of = params.get("as_of")
         queryset = self.get_queryset()
+        as_of_kwargs = {}
+        if as_of is not None:
+            queryset = selectors.metric_values_as_of(as_of).for_entity(
+                context_type=self.context_type, entity_uid=self.entity.uid
+            )
+            as_of_kwargs = {"as_of": as_of}
         if params["latest"]:
             queryset = queryset.latest_per_metric(
                 context_type=self.context_type,
                 entity_uid=self.entity.uid,
                 time_unit=params["time_unit"],
                 metric_ids=metric_ids,
+                **as_of_kwargs,
             )
         else:
             start, end = self._date_range(params)
@@ -357,6 +384,10 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
         return request
 
     def create(self, request, *args, **kwargs):
+        with request_change(request, ChangeSource.API):
+            return self._create(request)
+
+    def _create(self, request):
         # A valid body goes straight to the one statement that checks and inserts; an
         # invalid one, or a refusal, to the checks one by one (entity before body).
         shape_error = data = fields = None
@@ -391,7 +422,7 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
         return Response(
             MetricValueSerializer(instance).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": request.build_absolute_uri(location)},
+            headers={"Location": request.build_absolute_uri(location), **etag(instance.version)},
         )
 
     def _create_or_refuse(self, request, data, shape_error) -> MetricValue:
@@ -428,13 +459,17 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
 @extend_schema_view(
     retrieve=extend_schema(
         summary="Get a metric value",
-        parameters=[_VALUE_PARAM],
-        description="One value, `_metadata` included.",
+        parameters=[_VALUE_PARAM, MetricValueRetrieveQuerySerializer, etag_header(200)],
+        description=(
+            'One value, `_metadata` included, with `ETag: "<version>"`. With `as_of`, the '
+            "value as it was then: 404 when it did not exist then (created later), present "
+            "when it was deleted later."
+        ),
         responses={200: MetricValueSerializer, 404: _NOT_FOUND_404},
     ),
     partial_update=extend_schema(
         summary="Update a metric value",
-        parameters=[_VALUE_PARAM],
+        parameters=[_VALUE_PARAM, IF_MATCH_PARAM, REASON_PARAM, etag_header(200)],
         description=(
             "Changes `value` (re-validated against the metric's rules), `timezone` and "
             "`_metadata` (replaced whole, never merged). The identifying fields "
@@ -442,23 +477,32 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
             "be sent with their current value, which is ignored; a different value is a "
             "400 naming the field. Unknown fields are a 400. The write permission is "
             "checked before the body: a caller who may read but not write the value gets "
-            "403 whatever it sends. An empty object changes nothing and answers 200."
+            "403 whatever it sends. An empty object, or one that repeats the stored "
+            "fields, changes nothing, keeps `version` and answers 200. A change raises "
+            "`version` by one and is kept in the value's history; the answer carries the "
+            "new `ETag`. With `If-Match`, the version check and the write are atomic: of "
+            "concurrent PATCHes naming one version exactly one succeeds."
         ),
         request=MetricValueUpdateSerializer,
         responses={
             200: MetricValueSerializer,
             403: error_response(403, "`permission_denied`: read-only access to this value."),
             404: _NOT_FOUND_404,
+            412: _PRECONDITION_412,
         },
     ),
     destroy=extend_schema(
         summary="Delete a metric value",
-        parameters=[_VALUE_PARAM],
-        description="Removes the value; answers 200 with `data: {}`.",
+        parameters=[_VALUE_PARAM, IF_MATCH_PARAM, REASON_PARAM],
+        description=(
+            "Removes the value; answers 200 with `data: {}`. Its history stays readable "
+            "(a `delete` entry is the newest)."
+        ),
         responses={
             200: OpenApiResponse(description="Deleted; `data` is `{}`."),
             403: error_response(403, "`permission_denied`: read-only access to this value."),
             404: _NOT_FOUND_404,
+            412: _PRECONDITION_412,
         },
     ),
 )
@@ -485,21 +529,76 @@ class MetricValueViewSet(_MetricValueViewMixin, viewsets.GenericViewSet):
         return instance
 
     def retrieve(self, request, *args, **kwargs):
-        return Response(MetricValueSerializer(self.get_object()).data)
+        query = MetricValueRetrieveQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        as_of = query.validated_data.get("as_of")
+        if as_of is None:
+            instance = self.get_object()
+        else:
+            instance = selectors.metric_value_as_of_visible(
+                uid=self.kwargs[self.lookup_url_kwarg], user=request.user, as_of=as_of
+            )
+            if instance is None:
+                raise NotFound("No metric value with this uid existed at that instant.")
+        return Response(MetricValueSerializer(instance).data, headers=etag(instance.version))
 
     def partial_update(self, request, *args, **kwargs):
         instance = self.get_object(for_write=True)
+        expected = if_match(request)
         body = MetricValueUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         fields = dict(body.validated_data)
         if "_metadata" in fields:
             fields["metadata"] = fields.pop("_metadata")
-        instance = services.metric_value_update(instance=instance, **fields)
-        return Response(MetricValueSerializer(instance).data)
+        with request_change(request, ChangeSource.API):
+            instance = services.metric_value_update(instance=instance, if_match=expected, **fields)
+        return Response(MetricValueSerializer(instance).data, headers=etag(instance.version))
 
     def destroy(self, request, *args, **kwargs):
-        services.metric_value_delete(instance=self.get_object(for_write=True))
+        instance = self.get_object(for_write=True)
+        expected = if_match(request)
+        with request_change(request, ChangeSource.API):
+            services.metric_value_delete(instance=instance, if_match=expected)
         return Response({})
+
+
+@extend_schema(
+    summary="History of a metric value",
+    parameters=[_VALUE_PARAM],
+    description=(
+        "Every version of the value, newest first (`version` descending), whichever path "
+        "made the change: the API, bulk, import, the admin, `revert_batch`, or SQL by hand "
+        "(`system`). Each item is the state *after* the change (for `delete`, the state "
+        "deleted) and who made it. Still answers after the value was deleted. 404 when no "
+        "value with this uid ever existed or the caller may not read its entity. "
+        "`per_page` 1–100 (default 25). History is never edited through the API."
+    ),
+    responses={200: MetricValueHistorySerializer(many=True), 404: _NOT_FOUND_404},
+)
+class MetricValueHistoryView(_MetricValueViewMixin, generics.GenericAPIView):
+    """``/api/metrics/values/{value_uid}/history``: read-only."""
+
+    serializer_class = MetricValueHistorySerializer
+    http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self):
+        return MetricValueHistory.objects.none()
+
+    def get(self, request, *args, **kwargs):
+        versions = selectors.metric_value_history_visible(
+            uid=self.kwargs["value_uid"], user=request.user
+        )
+        if versions is None:
+            raise NotFound("No metric value with this uid was found.")
+        page = self.paginate_queryset(versions)
+        users = {
+            user.uid: user
+            for user in User.objects.filter(
+                uid__in={row.recorded_by_uid for row in page if row.recorded_by_uid}
+            )
+        }
+        serializer = MetricValueHistorySerializer(page, many=True, context={"users": users})
+        return self.get_paginated_response(serializer.data)
 
 
 # CSRF-exempt like the API views: otherwise a cookie-less POST (any API client) would get a

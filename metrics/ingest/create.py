@@ -12,7 +12,7 @@ from entities.permissions import write_permission_sql
 from ..models import MetricDefinition, MetricValue
 from ..selectors import entity_timezone_sql
 from ..services import DEFINITION_ACCEPTS_SQL, ValueFields, value_shape_params
-from .statements import VALUE_INSERT_COLUMNS, value_insert_sql
+from .statements import VALUE_INSERT_COLUMNS, change_params, value_insert_sql
 
 #: The definition's facts a value's answer shows, read back by the statement.
 _ANSWER_DEFINITION_FIELDS = ("name", "period_definition", "value_type", "storage_unit")
@@ -32,6 +32,12 @@ _SOURCE = {
     "batch_id": "NULL",
     "created_at": "%(now)s",
     "updated_at": "%(now)s",
+    "version": "1",
+    "change_source": "%(change_source)s",
+    "change_user_uid": "%(change_user_uid)s",
+    "change_key_uid": "%(change_key_uid)s",
+    "change_batch_id": "NULL",
+    "change_reason": "%(change_reason)s",
 }
 
 
@@ -95,6 +101,7 @@ def metric_value_create_checked(
         "metadata": prep("metadata", fields.metadata),
         "now": prep("created_at", instance.created_at),
         **value_shape_params(fields.value),
+        **change_params(),
     }
     if key is not None:
         params["key_organization_id"] = key.organization_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -12,7 +12,7 @@ from django.db import models
 from entities.models import Organization, Party
 
 from ..constants import ContextType
-from ..selectors import metric_values
+from ..selectors import metric_values, metric_values_as_of
 from .statements import VALUE_KEY_COLUMNS, VALUE_UPDATE_COLUMNS
 
 
@@ -25,14 +25,17 @@ def metric_values_for_export(
     organization: Organization | None = None,
     context_type: str | None = None,
     batch_id: UUID | None = None,
+    as_of: datetime | None = None,
 ) -> models.QuerySet:
     """Values to export, as ``values_list`` rows in the order of the unique index (so
     PostgreSQL streams them without sorting).
 
     ``organization`` keeps its own values and those of its parties (a user's values
     belong to no single organization: export them with ``context_type=USER``).
+    ``as_of``: the values as they were at that instant, read from the history.
     """
-    queryset = metric_values().for_metrics(metric_ids).in_range(start, end)
+    source = metric_values() if as_of is None else metric_values_as_of(as_of)
+    queryset = source.for_metrics(metric_ids).in_range(start, end)
     if time_unit is not None:
         queryset = queryset.with_time_unit(time_unit)
     if context_type is not None:

@@ -35,9 +35,11 @@ from .items import (
     split_item,
 )
 from .statements import (
+    CHANGE_SETS,
     VALUE_INSERT_COLUMNS,
     VALUE_KEY_COLUMNS,
     VALUE_UPDATE_COLUMNS,
+    change_params,
     value_insert_sql,
 )
 from .validation import RowValidator
@@ -168,6 +170,7 @@ def _write(new_rows: list, updates: list[_Stored], *, batch_id: UUID, now: datet
     table = quote(meta.db_table)
     stamp = prep["created_at"](now, connection)
     batch = prep["batch_id"](batch_id, connection)
+    change = change_params(batch_id=batch_id)
     with connection.cursor() as cursor:
         if new_rows:
             params = []
@@ -185,6 +188,8 @@ def _write(new_rows: list, updates: list[_Stored], *, batch_id: UUID, now: datet
                     "batch_id": batch,
                     "created_at": stamp,
                     "updated_at": stamp,
+                    "version": 1,
+                    **change,
                 }
                 params.append([cells[column] for column in VALUE_INSERT_COLUMNS])
             marks = ", ".join(["%s"] * len(VALUE_INSERT_COLUMNS))
@@ -192,20 +197,21 @@ def _write(new_rows: list, updates: list[_Stored], *, batch_id: UUID, now: datet
             insert = value_insert_sql(source=f"VALUES ({marks})", conflict="error")
             cursor.executemany(insert, params)
         if updates:
-            sets = ", ".join(f"{quote(c)} = %s" for c in ("value", "timezone", "metadata"))
+            sets = ", ".join(f"{quote(c)} = %({c})s" for c in (*VALUE_UPDATE_COLUMNS, "updated_at"))
             params = [
-                (
-                    prep["value"](stored.value, connection),
-                    stored.timezone,
-                    prep["metadata"](stored.metadata, connection),
-                    stamp,
-                    prep["uid"](stored.uid, connection),
-                )
+                {
+                    "value": prep["value"](stored.value, connection),
+                    "timezone": stored.timezone,
+                    "metadata": prep["metadata"](stored.metadata, connection),
+                    "updated_at": stamp,
+                    "uid": prep["uid"](stored.uid, connection),
+                    **change,
+                }
                 for stored in updates
             ]
             update = (
-                f"UPDATE {table} SET {sets}, {quote('updated_at')} = %s "  # noqa: S608
-                f"WHERE {quote('uid')} = %s"
+                f"UPDATE {table} SET {sets}, {', '.join(CHANGE_SETS)} "  # noqa: S608
+                f"WHERE {quote('uid')} = %(uid)s"
             )
             cursor.executemany(update, params)
 

@@ -84,6 +84,7 @@ from .postgres_sql import (
     on_conflict_statement,
 )
 from .sources import CsvRows
+from .statements import change_params
 from .validation import RowValidator
 
 
@@ -302,6 +303,7 @@ class _RoundWriter:
             "allow_inactive": importer.allow_inactive,
             "batch_id": importer.batch_id,
             "report_conflicts": on_conflict == OnConflict.ERROR,
+            **change_params(batch_id=importer.batch_id),
         }
         self.summary = summary
         #: Insert without probing: true while the last round held only new keys.

@@ -7,6 +7,8 @@ from ..constants import TimeUnit
 from ..models import MetricDefinition, MetricValue
 from .items import OnConflict
 from .statements import (
+    CHANGE_COLUMNS,
+    CHANGE_SETS,
     VALUE_INSERT_COLUMNS,
     VALUE_KEY_COLUMNS,
     VALUE_UPDATE_COLUMNS,
@@ -94,7 +96,13 @@ VALUES_TABLE = MetricValue._meta.db_table
 _VALUES = VALUES_TABLE
 #: A staged row's columns in ``VALUE_INSERT_COLUMNS`` order; the run's batch id and time.
 _SELECT_NEW = "SELECT " + ", ".join(
-    {"batch_id": "%(batch_id)s", "created_at": "%(now)s", "updated_at": "%(now)s"}.get(c, c)
+    {
+        "batch_id": "%(batch_id)s",
+        "created_at": "%(now)s",
+        "updated_at": "%(now)s",
+        "version": "1",
+        **{c: f"%({c})s" for c in CHANGE_COLUMNS},
+    }.get(c, c)
     for c in VALUE_INSERT_COLUMNS
 )
 
@@ -184,7 +192,7 @@ def classify_statement(on_conflict: str) -> str:
     report = on_conflict == OnConflict.ERROR
     updated = (
         f"""UPDATE {_VALUES} AS t SET value = m.value, timezone = m.timezone,
-        metadata = m.metadata, updated_at = %(now)s
+        metadata = m.metadata, updated_at = %(now)s, {", ".join(CHANGE_SETS)}
     FROM matched m WHERE m.stored IS NOT NULL AND NOT m.same AND t.uid = m.stored
     RETURNING 1"""  # noqa: S608 - identifiers from model metadata; values are parameters
         if update

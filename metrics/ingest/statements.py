@@ -6,9 +6,11 @@ The columns, the table and the unique key come from the model, so a field added 
 """
 
 from collections.abc import Sequence
+from uuid import UUID
 
 from django.db import connection
 
+from ..changes import change_fields
 from ..constants import METRIC_VALUE_UNIQUE_CONSTRAINT
 from ..models import MetricValue
 
@@ -19,6 +21,27 @@ VALUE_INSERT_COLUMNS: tuple[str, ...] = tuple(
 
 #: Columns an update of a stored key overwrites; ``updated_at`` follows them.
 VALUE_UPDATE_COLUMNS = ("value", "timezone", "metadata")
+
+#: The attribution of a change, which every write sets (the history triggers copy it).
+CHANGE_COLUMNS = tuple(change_fields())
+
+
+def change_params(*, batch_id: UUID | None = None) -> dict[str, object]:
+    """The current change's attribution (``metrics.changes``) as query parameters named
+    like ``CHANGE_COLUMNS``, ready for the database; ``batch_id`` is the writing run's."""
+    fields = change_fields()
+    if batch_id is not None:
+        fields["change_batch_id"] = batch_id
+    meta = MetricValue._meta
+    return {
+        name: meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in fields.items()
+    }
+
+
+#: ``SET`` items of an update that records a change: the version goes up by one and the
+#: attribution is the statement's parameters (``change_params``).
+CHANGE_SETS = ("version = version + 1", *(f"{c} = %({c})s" for c in CHANGE_COLUMNS))
 
 
 def _unique_key_columns() -> tuple[str, ...]:
@@ -44,9 +67,10 @@ def value_insert_sql(
     ``conflict``:
 
     - ``"nothing"``: a stored key leaves the stored row alone (``DO NOTHING``);
-    - ``"update"``: a stored key takes the new value, timezone, ``_metadata`` and
-      ``updated_at`` — unless all three are equal, so an identical row is never written
-      (no new row version, no ``updated_at`` change);
+    - ``"update"``: a stored key takes the new value, timezone, ``_metadata``,
+      ``updated_at`` and attribution, and its version goes up by one — unless all three
+      are equal, so an identical row is never written (no new row version, no
+      ``updated_at`` change, no history);
     - ``"error"``: no ``ON CONFLICT``: the unique constraint refuses a stored key, and
       the caller decides what that means (a lost race, a round to redo).
 
@@ -73,8 +97,13 @@ def _conflict_clause(source: str, conflict: str) -> str:
         return f"{where} ON CONFLICT ({key}) DO NOTHING"
     if conflict != "update":
         raise ValueError(f"conflict must be nothing, update or error, not {conflict!r}")
+    # The version goes up by one, as for every recorded change (the history triggers).
     sets = ", ".join(
-        f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (*VALUE_UPDATE_COLUMNS, "updated_at")
+        [
+            f"{quote(c)} = EXCLUDED.{quote(c)}"
+            for c in (*VALUE_UPDATE_COLUMNS, "updated_at", *CHANGE_COLUMNS)
+        ]
+        + [f"{quote('version')} = {TABLE_ALIAS}.{quote('version')} + 1"]
     )
     changed = " OR ".join(
         f"{TABLE_ALIAS}.{quote(c)} IS DISTINCT FROM EXCLUDED.{quote(c)}"

@@ -516,8 +516,8 @@ def test_runs_of_dates_find_exactly_the_stored_keys(total_ar, organization, part
 
 def _row_versions() -> dict:
     """metric_date → the row version's transaction id (changes with every write)."""
-    rows = MetricValue.objects.annotate(version=RawSQL("xmin::text", ()))
-    return dict(rows.values_list("metric_date", "version"))
+    rows = MetricValue.objects.annotate(row_version=RawSQL("xmin::text", ()))
+    return dict(rows.values_list("metric_date", "row_version"))
 
 
 @pytest.mark.usefixtures("postgres_only")

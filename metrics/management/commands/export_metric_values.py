@@ -1,7 +1,7 @@
 """``manage.py export_metric_values``: stream values to CSV or JSON Lines."""
 
 import csv
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import orjson
@@ -13,6 +13,7 @@ from metrics.constants import ContextType, TimeUnit
 from metrics.ingest.export import export_items, metric_values_for_export, plain_decimal
 from metrics.ingest.items import FIELDS
 from metrics.models import MetricDefinition
+from metrics.selectors import as_of_instant
 
 HELP = """Export metric values to CSV or JSON Lines, streamed (flat memory at any size).
 
@@ -22,7 +23,16 @@ those of the value list endpoint -- --metric-uid (comma-separated), --time-unit,
 --start-date/--end-date (inclusive) -- plus --organization (its own values and its
 parties'), --context-type, --entity-uid and --batch-id. Without --time-unit every unit is
 exported. Rows come in the order of the unique index: entity, metric, unit, date.
+--as-of INSTANT (ISO 8601 with Z or an offset) writes the table as it was at that instant,
+from the value history.
 """
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return as_of_instant(text)
+    except ValueError as exc:
+        raise CommandError(f"--as-of: {exc}") from None
 
 
 def _date(text: str) -> date:
@@ -54,9 +64,19 @@ class Command(BaseCommand):
         parser.add_argument("--end-date", type=_date, help="YYYY-MM-DD, inclusive.")
         parser.add_argument("--organization", help="uid of an organization.")
         parser.add_argument("--context-type", choices=ContextType.values)
-        parser.add_argument("--batch-id", type=UUID, help="Only rows created by this batch.")
+        parser.add_argument(
+            "--batch-id",
+            type=UUID,
+            help="Only rows created by this batch (with --as-of: the versions it wrote).",
+        )
         parser.add_argument(
             "--chunk-size", type=int, default=5000, help="Rows fetched per round trip."
+        )
+        parser.add_argument(
+            "--as-of",
+            type=_instant,
+            help="An instant with Z or an offset (2026-03-15T10:00:00Z): export the values "
+            "as they were then.",
         )
 
     def handle(self, *args, **options):
@@ -85,6 +105,7 @@ class Command(BaseCommand):
             organization=organization,
             context_type=options["context_type"],
             batch_id=options["batch_id"],
+            as_of=options["as_of"],
         )
         output = options["output"]
         file_format = options["format"] or ("jsonl" if output.endswith(".jsonl") else "csv")

@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from exante.observability import record_ingested
+from metrics.changes import change_context
+from metrics.constants import CHANGE_REASON_MAX_LENGTH, ChangeSource
 from metrics.ingest.importer import Importer
 from metrics.ingest.items import (
     ANNOTATION_FIELDS,
@@ -93,10 +95,18 @@ class Command(BaseCommand):
             help="auto: the COPY fast path on PostgreSQL, the portable one elsewhere.",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--reason",
+            help=f"Why, recorded in the value history of every row the run changes (at most "
+            f"{CHANGE_REASON_MAX_LENGTH} characters).",
+        )
 
     def handle(self, *args, **options):
         if not 1 <= options["batch_size"] <= 100_000:
             raise CommandError("--batch-size must be between 1 and 100000.")
+        reason = options["reason"]
+        if reason is not None and len(reason) > CHANGE_REASON_MAX_LENGTH:
+            raise CommandError(f"--reason is at most {CHANGE_REASON_MAX_LENGTH} characters.")
         path = options["file"]
         try:
             file_format = detect_format(path, options["format"])
@@ -150,7 +160,7 @@ class Command(BaseCommand):
         verb = "Checking (dry run)" if options["dry_run"] else "Importing"
         self.stdout.write(f"{verb} {path} as {file_format}; batch_id {importer.batch_id}")
         try:
-            with stream:
+            with stream, change_context(source=ChangeSource.IMPORT, reason=reason):
                 summary = importer.run(item_rows(file_format, stream))
         except SourceError as exc:
             raise CommandError(str(exc)) from exc

@@ -6,16 +6,20 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count, F
 
+from metrics.changes import change_context
+from metrics.constants import CHANGE_REASON_MAX_LENGTH, ChangeSource
 from metrics.models import MetricValue
+from metrics.services import metric_values_delete
 
 HELP = """Delete the metric values one bulk call or one import run created.
 
 Every row a bulk call or an import run creates records that call's batch_id (returned by
 the endpoint, printed by the importer). Rows the batch UPDATED are not touched: they keep
-the batch_id of the write that created them, and their previous values are not kept, so
-they cannot be restored -- revert deletes only what the batch created, never a row that
-existed before it. A row the batch created and a later write changed is deleted too (the
-dry run counts them). All in one transaction.
+the batch_id of the write that created them (their earlier versions are in the value
+history) -- revert deletes only what the batch created, never a row that existed before
+it. A row the batch created and a later write changed is deleted too (the
+dry run counts them). All in one transaction. The value history records each deletion
+with source "revert" and the --reason given.
 """
 
 
@@ -37,10 +41,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-input", "--noinput", action="store_true", help="Do not ask for confirmation."
         )
+        parser.add_argument(
+            "--reason",
+            help=f"Why, recorded in the value history (at most {CHANGE_REASON_MAX_LENGTH} "
+            "characters).",
+        )
 
     def handle(self, *args, **options):
         batch_id = options["batch_id"]
-        with transaction.atomic():
+        reason = options["reason"]
+        if reason is not None and len(reason) > CHANGE_REASON_MAX_LENGTH:
+            raise CommandError(f"--reason is at most {CHANGE_REASON_MAX_LENGTH} characters.")
+        with transaction.atomic(), change_context(source=ChangeSource.REVERT, reason=reason):
             rows = MetricValue.objects.filter(batch_id=batch_id)
             summary = list(
                 rows.values("metric__uid").annotate(n=Count("uid")).order_by("metric__uid")
@@ -65,7 +77,7 @@ class Command(BaseCommand):
                 answer = stdin.readline() if stdin is not None else _input()
                 if answer.strip().lower() != "yes":
                     raise CommandError("Cancelled; nothing deleted.")
-            deleted, _ = rows.delete()
+            deleted = metric_values_delete(rows)
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} value(s) of batch {batch_id}."))
 
 

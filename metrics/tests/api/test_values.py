@@ -441,6 +441,7 @@ def test_list_defaults_to_last_90_days_of_day_values(viewer_client, organization
         "metric_date",
         "value",
         "timezone",
+        "version",
         "created_at",
         "updated_at",
     }

@@ -10,22 +10,29 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
 from entities.models import Membership, Organization, Role, User
-from metrics.models import MetricDefinition, MetricValue
+from metrics.models import MetricDefinition, MetricValue, MetricValueHistory
 
 CONCURRENT_CREATES = 24
+CONCURRENT_PATCHES = 12
 
 
-def post_json(base_url: str, path: str, token: str, payload: dict, barrier) -> tuple[int, dict]:
+def post_json(
+    base_url: str, path: str, token: str, payload: dict, barrier, method="POST", headers=None
+) -> tuple[int, dict]:
     parts = urlsplit(base_url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
         connection.connect()  # the TCP connection is open before the barrier lets all go
         barrier.wait()
         connection.request(
-            "POST",
+            method,
             path,
             body=json.dumps(payload),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {token}",
+                **(headers or {}),
+            },
         )
         response = connection.getresponse()
         return response.status, json.loads(response.read())
@@ -77,3 +84,50 @@ def test_concurrent_identical_creates_give_one_201_and_409s(postgres_only, live_
         if status == 409:
             assert body["code"] == "duplicate_value"
             assert body["data"] == {"uid": str(stored.uid)}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_patches_with_one_if_match_give_one_200_and_412s(postgres_only, live_server):
+    organization = Organization.objects.create(name="Race Inc", timezone="UTC")
+    user = User.objects.create_user("racer@race.test", "x-password-1")
+    Membership.objects.create(user=user, organization=organization, role=Role.EDITOR)
+    definition = MetricDefinition.objects.create(uid="race_metric", name="Race", value_type="count")
+    value = MetricValue.objects.create(
+        metric=definition,
+        context_type="ORGANIZATION",
+        entity_uid=organization.uid,
+        metric_date="2026-03-15",
+        value=1,
+    )
+    token = str(AccessToken.for_user(user))
+    barrier = threading.Barrier(CONCURRENT_PATCHES)
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def worker(n: int):
+        outcome = post_json(
+            live_server.url,
+            f"/api/metrics/values/{value.uid}",
+            token,
+            {"value": 100 + n},
+            barrier,
+            method="PATCH",
+            headers={"If-Match": '"1"'},
+        )
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(CONCURRENT_PATCHES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [412] * (CONCURRENT_PATCHES - 1)
+    for status, body in results:
+        if status == 412:
+            assert (body["code"], body["data"]) == ("precondition_failed", {"version": 2})
+    assert MetricValueHistory.objects.filter(value_uid=value.uid).count() == 2
+    assert MetricValue.objects.get().version == 2
