@@ -78,9 +78,8 @@ def _insert(fields: dict) -> bool:
     table = quote(IdempotencyKey._meta.db_table)
     columns = ", ".join(quote(column) for column in _INSERT_COLUMNS)
     placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
-    conflict = f"{quote('user_uid')}, {quote('key')}"
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) "  # noqa: S608
-    sql += "DO NOTHING"
+    conflict = f"ON CONFLICT ({quote('user_uid')}, {quote('key')}) DO NOTHING"
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {conflict}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
