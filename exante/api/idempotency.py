@@ -10,7 +10,6 @@ transaction.
 """
 
 import hashlib
-import logging
 import re
 from http import HTTPStatus
 
@@ -28,8 +27,6 @@ from exante.idempotency import store
 from .authentication import TokenClaimsAuthentication
 from .middleware import API_PREFIX, is_database_unavailable
 from .responses import error_response, service_unavailable_response
-
-logger = logging.getLogger("exante.api")
 
 HEADER = "Idempotency-Key"
 _META_HEADER = "HTTP_IDEMPOTENCY_KEY"
@@ -167,49 +164,40 @@ class IdempotencyMiddleware:
         digest = fingerprint(request)
         if digest is None:
             return self.get_response(request)
-        found = store.claim(
-            user_uid=user_uid,
-            key=key,
-            method=request.method,
-            path=request.path_info,
-            fingerprint=digest,
-        )
-        if isinstance(found, store.Claim):
-            return self._run(request, found)
-        if found is not None and found.fingerprint != digest:
-            return mismatch()
-        if found is None or not found.is_complete:
-            return in_progress()
-        return replay(found)
+        return self._run(request, user_uid, key, digest)
 
-    def _run(self, request, claim: store.Claim):
-        """The request's writes and its stored answer commit together, or neither does."""
-        stored = False
-        try:
-            with transaction.atomic():
-                if not store.hold(claim):
-                    return in_progress()
-                response = self.get_response(request)
-                if is_storable(response):
-                    store.complete(
-                        claim,
-                        status_code=response.status_code,
-                        body=response.content,
-                        location=response.get("Location", ""),
-                        etag=response.get("ETag", ""),
-                    )
-                    stored = True
-                else:
-                    transaction.set_rollback(True)
-        finally:
-            if not stored:
-                self._release(claim)
+    def _run(self, request, user_uid, key: str, digest: str):
+        """Claim, run and store in one transaction: the request's writes and its stored
+        answer commit together, or neither is kept (an answer not stored rolls the
+        request's writes back too, so that its retry can run)."""
+        with transaction.atomic():
+            found = store.claim(
+                user_uid=user_uid,
+                key=key,
+                method=request.method,
+                path=request.path_info,
+                fingerprint=digest,
+            )
+            if found is not None:
+                return self._answer_from(found, digest)
+            response = self.get_response(request)
+            if not is_storable(response):
+                transaction.set_rollback(True)
+                return response
+            store.complete(
+                user_uid=user_uid,
+                key=key,
+                status_code=response.status_code,
+                body=response.content,
+                location=response.get("Location", ""),
+                etag=response.get("ETag", ""),
+            )
         return response
 
     @staticmethod
-    def _release(claim: store.Claim) -> None:
-        try:
-            store.release(claim)
-        except DatabaseError:
-            # The claim runs out after IDEMPOTENCY_LOCK_SECONDS; a retry then runs.
-            logger.warning("idempotency key not released", exc_info=True)
+    def _answer_from(found, digest: str) -> HttpResponse:
+        if found.fingerprint != digest:
+            return mismatch()
+        if not found.is_complete:
+            return in_progress()
+        return replay(found)

@@ -25,7 +25,6 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
         "etag",
         "created_at",
         "expires_at",
-        "locked_until",
     )
     readonly_fields = fields
 

@@ -2,8 +2,8 @@ from django.db import models
 
 
 class IdempotencyKey(models.Model):
-    """One ``Idempotency-Key`` of one user: claimed while its request runs, then the
-    answer that request gave, replayed to every retry until ``expires_at``.
+    """One ``Idempotency-Key`` of one user and the answer its first request gave, replayed
+    to every retry until ``expires_at``.
 
     Keyed by the user's uid rather than a foreign key: a request authenticated by token
     claims alone has the uid without a loaded user, and a key outlives nothing it names.
@@ -15,11 +15,8 @@ class IdempotencyKey(models.Model):
     path = models.TextField()
     #: SHA-256 (hex) of method, path, query string and body.
     fingerprint = models.CharField(max_length=64)
-    #: Identifies the request holding the claim, so that only it stores the answer.
-    claim = models.UUIDField()
-    #: While no answer is stored: until when the claim holds; past it a retry may take
-    #: the key over (its worker died). Null once the answer is stored.
-    locked_until = models.DateTimeField(null=True, blank=True)
+    #: Null only inside the transaction of the request that holds the key: a row is
+    #: committed together with its answer.
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     body = models.BinaryField(null=True, blank=True)
     location = models.TextField(blank=True, default="")

@@ -1,14 +1,23 @@
-"""Claiming a key, storing its answer, releasing it. The database decides every race:
-the unique (user, key) row is claimed by ``INSERT … ON CONFLICT DO NOTHING``, and the
-request holding it keeps that row locked while it runs and stores its answer."""
+"""Claiming a key and storing its answer, in the transaction of the request itself.
 
+The claim is the key's row, inserted by ``INSERT … ON CONFLICT`` inside the request's
+transaction and answered by an UPDATE in that same transaction: the write and its stored
+answer commit together, in one commit, or neither is kept, and a worker that dies takes
+its claim with it (the database rolls its transaction back). On PostgreSQL a
+transaction-level advisory lock on (user, key) is taken in the same statement, without
+waiting, so a request racing one that runs is told so at once instead of queueing behind
+it; while the request holds the claim, ``IDEMPOTENCY_LOCK_SECONDS`` bounds how long it may
+sit idle in its transaction before the database ends it and frees the key. SQLite runs one
+writing transaction at a time, so there a racing request waits and then finds the answer.
+"""
+
+import functools
+import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections, router, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from .models import IdempotencyKey
@@ -16,144 +25,124 @@ from .models import IdempotencyKey
 #: Rows deleted per statement by ``purge_expired``.
 PURGE_BATCH_SIZE = 1000
 
-#: Attempts at claiming before answering "in progress": each failed one means another
-#: request changed the row in between (took it over, or it was purged).
-_CLAIM_ATTEMPTS = 3
-
-_INSERT_COLUMNS = (
+_CLAIM_COLUMNS = (
     "user_uid",
     "key",
     "method",
     "path",
     "fingerprint",
-    "claim",
-    "locked_until",
     "location",
     "etag",
     "created_at",
     "expires_at",
 )
+#: Taken over when the conflicting row has expired: it behaves as a new key.
+_RENEWED_COLUMNS = ("method", "path", "fingerprint", "location", "etag", "created_at", "expires_at")
 
 
-@dataclass(frozen=True)
-class Claim:
-    """This request holds the key: it runs, and only it may store the answer."""
-
-    user_uid: uuid.UUID
-    key: str
-    token: uuid.UUID
-
-    def rows(self):
-        return IdempotencyKey.objects.filter(user_uid=self.user_uid, key=self.key, claim=self.token)
+def _connection():
+    return connections[router.db_for_write(IdempotencyKey)]
 
 
-def _fresh_fields(*, user_uid, key, method, path, fingerprint, token, now) -> dict:
-    return {
+def lock_id(user_uid: uuid.UUID, key: str) -> int:
+    """The advisory lock of one user's key: 64 bits of a SHA-256 (a collision only makes
+    a request wait for an unrelated one)."""
+    digest = hashlib.sha256(user_uid.bytes + key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    connection = connections[router.db_for_write(IdempotencyKey)]
+    quote = connection.ops.quote_name
+    table = quote(IdempotencyKey._meta.db_table)
+    columns = ", ".join(quote(column) for column in _CLAIM_COLUMNS)
+    values = ", ".join(["%s"] * len(_CLAIM_COLUMNS))
+    renewed = ", ".join(
+        f"{quote(column)} = EXCLUDED.{quote(column)}" for column in _RENEWED_COLUMNS
+    )
+    renewed += f", {quote('status_code')} = NULL, {quote('body')} = NULL"
+    if vendor == "postgresql":
+        # The lock is taken before the row is written; when another request holds it, no
+        # row is written and nothing waits. Holding it, the request may not sit idle in
+        # its transaction for longer than the lock time (a stuck worker frees the key).
+        source = (
+            f"SELECT {values} WHERE pg_try_advisory_xact_lock(%s) "
+            "AND set_config('idle_in_transaction_session_timeout', %s, true) IS NOT NULL"
+        )
+    else:
+        source = f"VALUES ({values})"
+    # Identifiers come from model metadata; every value is a parameter.
+    return (
+        f"INSERT INTO {table} ({columns}) {source} "
+        f"ON CONFLICT ({quote('user_uid')}, {quote('key')}) DO UPDATE SET {renewed} "
+        f"WHERE {table}.{quote('expires_at')} <= %s"
+    )
+
+
+def claim(
+    *, user_uid: uuid.UUID, key: str, method: str, path: str, fingerprint: str
+) -> IdempotencyKey | None:
+    """Claim ``key`` for this request, inside its transaction (``transaction.atomic``).
+
+    Returns ``None`` when the key is this request's (new, or expired and renewed): run it,
+    then ``complete``. Otherwise returns the key's row as another request left it: its
+    stored answer, or, with no answer (``status_code`` null, or no row found at all), a
+    request that still runs it.
+    """
+    connection = _connection()
+    now = timezone.now()
+    values = {
         "user_uid": user_uid,
         "key": key,
         "method": method,
         "path": path,
         "fingerprint": fingerprint,
-        "claim": token,
-        "locked_until": now + timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS),
         "location": "",
         "etag": "",
         "created_at": now,
         "expires_at": now + timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
     }
-
-
-def _insert(fields: dict) -> bool:
-    """One ``INSERT … ON CONFLICT DO NOTHING``; True when this request's row went in.
-    It does not wait for a committed row's lock, so a request racing one that runs is
-    answered at once."""
-    connection = connections[router.db_for_write(IdempotencyKey)]
-    quote = connection.ops.quote_name
-    model_fields = {field.name: field for field in IdempotencyKey._meta.concrete_fields}
+    fields = {field.name: field for field in IdempotencyKey._meta.concrete_fields}
     params = [
-        model_fields[column].get_db_prep_save(fields[column], connection)
-        for column in _INSERT_COLUMNS
+        fields[column].get_db_prep_save(values[column], connection) for column in _CLAIM_COLUMNS
     ]
-    # Identifiers come from model metadata; every value is a parameter.
-    table = quote(IdempotencyKey._meta.db_table)
-    columns = ", ".join(quote(column) for column in _INSERT_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
-    conflict = f"ON CONFLICT ({quote('user_uid')}, {quote('key')}) DO NOTHING"
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {conflict}"  # noqa: S608
+    if connection.vendor == "postgresql":
+        params += [lock_id(user_uid, key), f"{settings.IDEMPOTENCY_LOCK_SECONDS}s"]
+    params.append(fields["expires_at"].get_db_prep_save(now, connection))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        cursor.execute(_claim_sql(connection.vendor), params)
+        if cursor.rowcount == 1:
+            return None
+    found = IdempotencyKey.objects.filter(user_uid=user_uid, key=key).order_by().first()
+    if found is None or found.expires_at <= now:
+        # Not visible yet, or being renewed: another request holds the lock and runs.
+        return IdempotencyKey(fingerprint=fingerprint)
+    return found
 
 
-def _free(now) -> Q:
-    """A row another request may take over: expired, or claimed by a request whose lock
-    time has run out without an answer (its worker died)."""
-    return Q(expires_at__lte=now) | Q(status_code__isnull=True, locked_until__lte=now)
-
-
-def _is_taken(row: IdempotencyKey, now) -> bool:
-    return row.expires_at > now and (row.status_code is not None or row.locked_until > now)
-
-
-def claim(
-    *, user_uid: uuid.UUID, key: str, method: str, path: str, fingerprint: str
-) -> Claim | IdempotencyKey | None:
-    """Claim ``key`` for this request.
-
-    Returns a ``Claim`` (run the request), the row of the request that holds or has
-    answered the key (replay it, or refuse), or ``None`` when the row kept changing under
-    this request (answer "in progress"; a retry settles it).
-    """
-    token = uuid.uuid4()
-    row = None
-    for _ in range(_CLAIM_ATTEMPTS):
-        now = timezone.now()
-        fields = _fresh_fields(
-            user_uid=user_uid,
-            key=key,
-            method=method,
-            path=path,
-            fingerprint=fingerprint,
-            token=token,
-            now=now,
+def complete(
+    *, user_uid: uuid.UUID, key: str, status_code: int, body: bytes, location: str, etag: str
+) -> None:
+    """Store the answer of the request holding the key, in its transaction."""
+    connection = _connection()
+    user_uid = IdempotencyKey._meta.get_field("user_uid").get_db_prep_save(user_uid, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _complete_sql(connection.vendor), [status_code, body, location, etag, user_uid, key]
         )
-        if _insert(fields):
-            return Claim(user_uid, key, token)
-        row = IdempotencyKey.objects.filter(user_uid=user_uid, key=key).order_by().first()
-        if row is None:
-            continue  # purged since the insert saw it
-        if _is_taken(row, now):
-            return row
-        # Conditional on the claim seen, so of two requests taking it over one wins. On
-        # PostgreSQL it waits for a request still running past its lock time (it holds
-        # the row), then finds the row answered and takes nothing.
-        taken_over = (
-            IdempotencyKey.objects.filter(pk=row.pk, claim=row.claim)
-            .filter(_free(now))
-            .update(status_code=None, body=None, **fields)
-        )
-        if taken_over:
-            return Claim(user_uid, key, token)
-    return row if row is not None and _is_taken(row, timezone.now()) else None
 
 
-def hold(claim: Claim) -> bool:
-    """Inside the request's transaction: lock the claimed row until the answer is stored
-    (a retry cannot take it over meanwhile, however long the request runs). False when
-    the claim was lost to a takeover before the request began."""
-    return bool(list(claim.rows().select_for_update().values_list("pk", flat=True)[:1]))
-
-
-def complete(claim: Claim, *, status_code: int, body: bytes, location: str, etag: str) -> None:
-    """Store the answer, in the same transaction as the request's writes."""
-    claim.rows().update(
-        status_code=status_code, body=body, location=location, etag=etag, locked_until=None
+@functools.cache
+def _complete_sql(vendor: str) -> str:
+    """The answer's UPDATE, written once: this runs on every keyed write."""
+    quote = _connection().ops.quote_name
+    assignments = ", ".join(
+        f"{quote(column)} = %s" for column in ("status_code", "body", "location", "etag")
     )
-
-
-def release(claim: Claim) -> None:
-    """Free the key of a request whose answer is not kept, so a retry runs again."""
-    claim.rows().filter(status_code__isnull=True).delete()
+    table = quote(IdempotencyKey._meta.db_table)
+    where = f"{quote('user_uid')} = %s AND {quote('key')} = %s"
+    return f"UPDATE {table} SET {assignments} WHERE {where}"  # noqa: S608 - no value inlined
 
 
 def purge_expired(*, batch_size: int = PURGE_BATCH_SIZE):

@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
@@ -69,7 +69,7 @@ def test_a_retried_create_is_the_first_answer_replayed_and_writes_once(
     assert again["Location"].endswith(f"/api/metrics/values/{first.json()['data']['uid']}")
     assert MetricValue.objects.count() == 1
     row = IdempotencyKey.objects.get()
-    assert (row.method, row.status_code, row.locked_until) == ("POST", 201, None)
+    assert (row.method, row.status_code, bytes(row.body)) == ("POST", 201, first.content)
 
 
 def test_a_create_without_a_key_retried_is_a_409_as_before(editor_client, organization, total_ar):
@@ -139,52 +139,58 @@ def test_a_key_reused_for_another_request_is_422_and_runs_nothing(
     assert Organization.objects.count() == 1
 
 
-def _claimed_row(user, key="key-1", *, locked_for=timedelta(seconds=60), fingerprint="0" * 64):
-    now = timezone.now()
+def _stored_row(user, key: str, *, expires_at) -> IdempotencyKey:
     return IdempotencyKey.objects.create(
         user_uid=user.uid,
         key=key,
         method="POST",
         path="/",
-        fingerprint=fingerprint,
-        claim="00000000-0000-0000-0000-000000000001",
-        locked_until=now + locked_for,
-        created_at=now,
-        expires_at=now + timedelta(hours=24),
+        fingerprint="0" * 64,
+        status_code=201,
+        body=b"{}",
+        created_at=expires_at - timedelta(hours=24),
+        expires_at=expires_at,
     )
 
 
-def _fingerprint_of(client, method, path, body) -> str:
-    """The fingerprint the service computes, read from the row a first request leaves."""
-    send(client, method, path, body, key="probe")
-    row = IdempotencyKey.objects.get(key="probe")
-    row.delete()
-    return row.fingerprint
+@pytest.fixture
+def other_worker(postgres_only):
+    """A second database connection, standing for another worker."""
+    worker = connections.create_connection(DEFAULT_DB_ALIAS)
+    yield worker
+    worker.close()
 
 
-def test_a_retry_while_the_first_still_runs_is_409_in_progress_with_retry_after(
-    editor, editor_client, organization, total_ar
+@pytest.mark.postgres
+def test_a_retry_while_the_first_still_runs_is_409_and_runs_once_its_worker_died(
+    editor, editor_client, organization, total_ar, other_worker
 ):
-    body = {**VALUE, "metric_date": "2026-03-16"}
-    fingerprint = _fingerprint_of(editor_client, "POST", values_path(organization), body)
-    MetricValue.objects.all().delete()
-    _claimed_row(editor, fingerprint=fingerprint)
-    response = send(editor_client, "POST", values_path(organization), body)
+    """Another worker holds the key (its transaction is open): the retry is told so at
+    once and runs nothing. When that worker dies, the database rolls its transaction
+    back and frees the key, and the next retry runs."""
+    other_worker.set_autocommit(False)
+    with other_worker.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [store.lock_id(editor.uid, "key-1")])
+    response = send(editor_client, "POST", values_path(organization), VALUE)
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_in_progress"
     assert response["Retry-After"] == "1"
     assert not MetricValue.objects.exists()
-
-
-def test_a_claim_whose_worker_died_runs_again_after_the_lock_time(
-    editor, editor_client, organization, total_ar
-):
-    _claimed_row(editor, locked_for=timedelta(seconds=-1))
-    response = send(editor_client, "POST", values_path(organization), VALUE)
-    assert response.status_code == 201
-    row = IdempotencyKey.objects.get()
-    assert (row.status_code, row.method) == (201, "POST")
+    assert not IdempotencyKey.objects.exists()
+    other_worker.close()  # the worker dies mid-request
+    retried = send(editor_client, "POST", values_path(organization), VALUE)
+    assert retried.status_code == 201
     assert MetricValue.objects.count() == 1
+
+
+@pytest.mark.postgres
+def test_a_request_holding_a_key_may_idle_at_most_the_lock_time(editor, settings, postgres_only):
+    settings.IDEMPOTENCY_LOCK_SECONDS = 7
+    with transaction.atomic():
+        store.claim(user_uid=editor.uid, key="k", method="POST", path="/", fingerprint="f")
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW idle_in_transaction_session_timeout")
+            assert cursor.fetchone()[0] == "7s"
 
 
 @pytest.mark.parametrize(
@@ -317,10 +323,8 @@ def test_an_expired_key_is_a_new_key(editor_client, organization, total_ar, sett
 def test_purge_deletes_expired_keys_in_batches_and_keeps_live_ones(editor, capsys):
     now = timezone.now()
     for index in range(5):
-        row = _claimed_row(editor, key=f"old-{index}")
-        row.expires_at = now - timedelta(minutes=1)
-        row.save()
-    _claimed_row(editor, key="live")
+        _stored_row(editor, f"old-{index}", expires_at=now - timedelta(minutes=1))
+    _stored_row(editor, "live", expires_at=now + timedelta(minutes=1))
     call_command("purge_idempotency_keys", "--batch-size", "2")
     assert "Deleted 5 expired idempotency key(s)." in capsys.readouterr().out
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["live"]
