@@ -1,12 +1,12 @@
 """``Idempotency-Key`` on every authenticated write under ``/api/`` (docs/idempotency.md).
 
-A middleware rather than view code, so that no write endpoint can miss it. It must claim
-the key (committed, so a concurrent retry sees it is taken) *before* the view's
-transaction opens, and DRF authenticates only inside the view: so it names the caller
-itself, from the same credentials with the same authentication classes, short of loading
-the user (a JWT's uid is enough to key by; the view still verifies the user and answers
-401, which is never stored). Without the header it costs nothing: no query, no
-transaction.
+A middleware rather than view code, so that no write endpoint can miss it. It claims the
+key and stores the answer in one transaction wrapped around the whole view, so it needs
+the caller before the view runs, while DRF authenticates only inside the view: it names
+the caller itself, from the same credentials with the project's authentication classes,
+short of loading the user (a JWT's uid is enough to key by; the view still verifies the
+user and answers 401, which is never stored). Without the header it costs nothing: no
+query, no transaction.
 """
 
 import hashlib
