@@ -3,11 +3,14 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from exante.fields import StrictFieldsMixin
+
+from .idempotency import EXEMPT_PREFIX, HEADER, WRITE_METHODS
 
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input (`validation_error`); `errors` maps each field to its messages. "
@@ -15,7 +18,9 @@ ERROR_DESCRIPTIONS = {
     "holding bytes that are not UTF-8, a lone surrogate escape (`\\ud800`) or a NUL, a key "
     "given twice in one object, nesting deeper than 32 levels, or an integer literal of "
     "more than 40 digits is refused naming the top-level field that holds it; "
-    "`non_field_errors` only when the bytes are not JSON at all.",
+    "`non_field_errors` only when the bytes are not JSON at all. On a write, an "
+    "`Idempotency-Key` header that is not 1 to 255 printable ASCII characters is "
+    "`invalid_idempotency_key`, naming the header.",
     "401": "Missing (`not_authenticated`) or invalid, expired or revoked credentials "
     "(`authentication_failed`); sent with `WWW-Authenticate: Bearer`.",
     "403": "Authenticated, but the role or API key scope does not allow this "
@@ -24,6 +29,8 @@ ERROR_DESCRIPTIONS = {
     "indistinguishable by design. A path segment that cannot be an identifier (a NUL, more "
     "than 255 characters) is the same 404, answered before any lookup.",
     "409": "Conflicts with existing data.",
+    "422": "The `Idempotency-Key` was used for a different request (method, path, query or "
+    "body) within its 24 hours (`idempotency_key_mismatch`); nothing ran.",
     "411": "A `Transfer-Encoding: chunked` body that the server could not read whole "
     "(`length_required`); send it with `Content-Length`. Behind gunicorn chunked bodies "
     "are read whole.",
@@ -76,6 +83,30 @@ def success_envelope(data_schema: dict) -> dict:
             "data": data_schema,
         },
     }
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Makes a retry safe: the first request with a key runs, and for 24 hours a repeat "
+        "of it (same method, path, query and body) gets the stored answer (status, body "
+        "byte for byte, `Location`, `ETag`) with `Idempotent-Replayed: true`, running "
+        "nothing. The key belongs to the user (an API key acts for its user). 1 to 255 "
+        "printable ASCII characters, else 400 `invalid_idempotency_key`. Reused for "
+        "another request → 422 `idempotency_key_mismatch`; repeated while the first still "
+        "runs → 409 `idempotency_in_progress` with `Retry-After`. Answers 5xx, 401 and "
+        "429 are not stored. See docs/idempotency.md."
+    ),
+)
+
+#: Added to an operation's 409 when it takes an ``Idempotency-Key``.
+IDEMPOTENCY_409 = (
+    "`idempotency_in_progress`: a request with the same `Idempotency-Key` is still "
+    "running; retry after `Retry-After` seconds."
+)
 
 
 class EnvelopeAutoSchema(AutoSchema):
@@ -143,6 +174,19 @@ class EnvelopeAutoSchema(AutoSchema):
         operation["description"] = f"{description}\n\n{note}" if description else note
         return operation
 
+    def _takes_idempotency_key(self) -> bool:
+        return (
+            self.method in WRITE_METHODS
+            and self._requires_auth()
+            and not self.path.startswith(EXEMPT_PREFIX)
+        )
+
+    def get_override_parameters(self):
+        parameters = super().get_override_parameters()
+        if self._takes_idempotency_key():
+            parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
+        return parameters
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if self.method == "DELETE" and "204" in responses:
@@ -164,9 +208,20 @@ class EnvelopeAutoSchema(AutoSchema):
             codes.append("429")
         if "{" in self.path:
             codes.append("404")
+        keyed = self._takes_idempotency_key()
+        if keyed:
+            codes += ["400", "422"]
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(error_response(code), code)
+        if keyed:
+            conflict = responses.get("409")
+            if conflict is None:
+                responses["409"] = self._get_response_for_code(
+                    error_response(409, IDEMPOTENCY_409), "409"
+                )
+            else:
+                conflict["description"] = f"{conflict['description']} Or {IDEMPOTENCY_409}"
         return dict(sorted(responses.items()))
 
 

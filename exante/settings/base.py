@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "rangefilter",
+    "exante.idempotency",
     "entities",
     "metrics",
 ]
@@ -90,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: a keyed write's view runs inside the transaction that stores its answer.
+    "exante.api.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "exante.urls"
@@ -246,6 +249,12 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# Idempotency-Key (docs/idempotency.md): hours a key and its answer are kept, and seconds a
+# request holds its key before a retry may take it over (its worker died). Keep the lock
+# time above the longest a request can run (DB_STATEMENT_TIMEOUT_MS, the worker timeout).
+IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24)
+IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 120)
 
 # Days an invitation to an organization stays open before it reads as expired.
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
