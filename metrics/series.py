@@ -1,0 +1,429 @@
+"""Series: an entity's day values combined into buckets (day, ISO week, month, quarter,
+year), by each metric's aggregation, in one statement whatever the number of metrics.
+
+The database does the grouping (``date_trunc`` on PostgreSQL, ``strftime`` on SQLite);
+Python only lays the grouped rows onto the dense list of buckets, which it builds from
+calendar arithmetic (``metrics.periods``), never with a query per bucket. A stored month
+or year value for a month or year bucket wins over that bucket's days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.db import connection
+
+from entities.models import Party
+
+from .constants import VALUE_QUANTUM, Aggregation, Bucket, ContextType, TimeUnit
+from .models import MetricDefinition, MetricValue
+from .periods import (
+    bucket_count,
+    bucket_end,
+    bucket_start,
+    bucket_starts,
+    shift_buckets,
+    shift_year,
+)
+
+#: Most buckets one series answer may hold.
+MAX_BUCKETS = 1000
+#: Most metrics one series request may ask for.
+MAX_SERIES_METRICS = 20
+#: Compare modes and fills a series accepts.
+COMPARE_PREVIOUS_PERIOD = "previous_period"
+COMPARE_PREVIOUS_YEAR = "previous_year"
+COMPARE_MODES = (COMPARE_PREVIOUS_PERIOD, COMPARE_PREVIOUS_YEAR)
+FILL_ZERO = "zero"
+FILL_PREVIOUS = "previous"
+FILL_MODES = (FILL_ZERO, FILL_PREVIOUS)
+#: Buckets a stored value of the same time unit can stand for.
+STORED_BUCKETS = {Bucket.MONTH: TimeUnit.MONTH, Bucket.YEAR: TimeUnit.YEAR}
+
+SOURCE_STORED = "stored"
+SOURCE_DAYS = "days"
+_RATIO_QUANTUM = Decimal("0.0001")
+
+# --- SQL -------------------------------------------------------------------------------------
+
+#: The first day of the bucket holding ``v.metric_date``, as a date (PostgreSQL) or as
+#: ISO text (SQLite, which stores dates as ISO text). ``%%`` is a literal percent sign.
+_BUCKET_SQL = {
+    "postgresql": {
+        Bucket.DAY: "v.metric_date",
+        Bucket.WEEK: "CAST(date_trunc('week', v.metric_date) AS date)",
+        Bucket.MONTH: "CAST(date_trunc('month', v.metric_date) AS date)",
+        Bucket.QUARTER: "CAST(date_trunc('quarter', v.metric_date) AS date)",
+        Bucket.YEAR: "CAST(date_trunc('year', v.metric_date) AS date)",
+    },
+    "sqlite": {
+        Bucket.DAY: "v.metric_date",
+        # strftime %w counts from Sunday; ISO weeks start on Monday.
+        Bucket.WEEK: "date(v.metric_date, '-' || ((CAST(strftime('%%w', v.metric_date) AS "
+        "integer) + 6) %% 7) || ' days')",
+        Bucket.MONTH: "strftime('%%Y-%%m-01', v.metric_date)",
+        Bucket.QUARTER: "printf('%%s-%%02d-01', strftime('%%Y', v.metric_date), "
+        "((CAST(strftime('%%m', v.metric_date) AS integer) - 1) / 3) * 3 + 1)",
+        Bucket.YEAR: "strftime('%%Y-01-01', v.metric_date)",
+    },
+}
+
+#: The column of one entity's bucket row that each aggregation reads.
+_AGGREGATE_COLUMN = {
+    Aggregation.SUM: "s",
+    Aggregation.AVERAGE: "a",
+    Aggregation.MIN: "lo",
+    Aggregation.MAX: "hi",
+    Aggregation.LAST: "l",
+}
+#: How the parties' bucket values combine into the organization's: balances and flows
+#: add up, averages average, extremes stay extreme.
+_ACROSS_COLUMN = {
+    Aggregation.SUM: "total",
+    Aggregation.LAST: "total",
+    Aggregation.AVERAGE: "mean",
+    Aggregation.MIN: "lo",
+    Aggregation.MAX: "hi",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    """What the statement found for one metric and bucket."""
+
+    value: Decimal
+    count: int
+    stored: int  # entities whose stored value stood for the bucket
+    entities: int  # entities that contributed (parties when rolled up; else 1)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundRows:
+    """The statement's answer: rows by ``(metric id, bucket start)`` for the buckets that
+    have values, and, rolled up across parties, how many active parties there are (each
+    expects the bucket's days); ``None`` for one entity."""
+
+    rows: dict[tuple[int, date], BucketRow]
+    party_count: int | None
+
+
+def _prepare(value, field: str):
+    return MetricValue._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def _series_sql(
+    *,
+    definitions: Sequence[MetricDefinition],
+    bucket: str,
+    start: date,
+    end: date,
+    entity_sql: str,
+    entity_params: list,
+    organization_id: int | None,
+) -> tuple[str, list]:
+    """The statement: every metric's buckets for one entity (``across=False``) or for
+    every entity of ``entity_sql`` rolled up per bucket (given the ``organization_id``
+    whose active parties those are)."""
+    quote = connection.ops.quote_name
+    values_table = quote(MetricValue._meta.db_table)
+    metric_ids = [definition.pk for definition in definitions]
+    id_marks = ", ".join(["%s"] * len(metric_ids))
+    bucket_sql = _BUCKET_SQL[connection.vendor][bucket]
+    adapt = connection.ops.adapt_datefield_value
+    params: list = []
+
+    days = (
+        f"SELECT v.metric_id, v.entity_uid, {bucket_sql} AS b, v.metric_date AS d, v.value AS x "
+        f"FROM {values_table} v WHERE {entity_sql} AND v.metric_id IN ({id_marks}) "
+        "AND v.time_unit = %s AND v.metric_date BETWEEN %s AND %s"
+    )
+    params += [*entity_params, *metric_ids, TimeUnit.DAY, adapt(start), adapt(end)]
+    # The latest day's value of each group ("last") is joined back on the group's newest
+    # date: a hash join over the grouped rows, cheaper than sorting every row in a window.
+    ctes = [
+        f"v AS ({days})",
+        "g AS (SELECT metric_id, entity_uid, b, COUNT(*) AS n, SUM(x) AS s, AVG(x) AS a, "
+        "MIN(x) AS lo, MAX(x) AS hi, MAX(d) AS ld FROM v GROUP BY metric_id, entity_uid, b)",
+        "gl AS (SELECT g.metric_id, g.entity_uid, g.b, g.n, g.s, g.a, g.lo, g.hi, v.x AS l, "
+        "1 AS from_days FROM g JOIN v ON v.metric_id = g.metric_id "
+        "AND v.entity_uid = g.entity_uid AND v.d = g.ld)",
+    ]
+    picked = "SELECT * FROM gl"
+    if stored_unit := STORED_BUCKETS.get(bucket):
+        # Stored values dated on the first day of any listed bucket (a bucket that only
+        # overlaps the range still counts as a whole).
+        ctes.append(
+            "st AS (SELECT v.metric_id, v.entity_uid, v.metric_date AS b, 1 AS n, v.value AS s, "
+            "v.value AS a, v.value AS lo, v.value AS hi, v.value AS l, 0 AS from_days "
+            f"FROM {values_table} v WHERE {entity_sql} AND v.metric_id IN ({id_marks}) "
+            "AND v.time_unit = %s AND v.metric_date BETWEEN %s AND %s)"
+        )
+        params += [
+            *entity_params,
+            *metric_ids,
+            stored_unit,
+            adapt(bucket_start(start, bucket)),
+            adapt(bucket_start(end, bucket)),
+        ]
+        picked = (
+            "SELECT * FROM st UNION ALL SELECT * FROM gl WHERE NOT EXISTS (SELECT 1 FROM st "
+            "WHERE st.metric_id = gl.metric_id AND st.entity_uid = gl.entity_uid "
+            "AND st.b = gl.b)"
+        )
+    # One entity's value for the bucket, by each metric's own aggregation.
+    choose = " ".join(
+        f"WHEN {int(d.pk)} THEN p.{_AGGREGATE_COLUMN[d.aggregation]}" for d in definitions
+    )
+    ctes.append(
+        f"p AS (SELECT p.metric_id, p.entity_uid, p.b, p.n, p.from_days, "
+        f"CASE p.metric_id {choose} END AS val FROM ({picked}) p)"
+    )
+    if organization_id is None:
+        select = "SELECT metric_id, b, val, n, 1 - from_days AS stored, 1 AS entities FROM p"
+        return f"WITH {', '.join(ctes)} {select}", params
+    # The active parties are counted in the same statement; the outer join keeps that
+    # count when no party has a value.
+    parties = connection.ops.quote_name(Party._meta.db_table)
+    select = (
+        "SELECT pc.party_count, r.* FROM (SELECT COUNT(*) AS party_count "
+        f"FROM {parties} WHERE organization_id = %s AND is_active) pc LEFT JOIN ("
+        "SELECT metric_id, b, SUM(val) AS total, AVG(val) AS mean, MIN(val) AS lo, "
+        "MAX(val) AS hi, SUM(n) AS n, SUM(1 - from_days) AS stored, COUNT(*) AS entities "
+        "FROM p GROUP BY metric_id, b) r ON 1 = 1"
+    )
+    params.append(organization_id)
+    return f"WITH {', '.join(ctes)} {select}", params
+
+
+def _as_date(raw) -> date:
+    return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+
+
+def _as_decimal(raw) -> Decimal:
+    """A database number (a Decimal, or an int or float from SQLite) to 6 decimals."""
+    number = raw if isinstance(raw, Decimal) else Decimal(str(raw))
+    return number.quantize(VALUE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def bucket_rows(
+    *,
+    definitions: Sequence[MetricDefinition],
+    bucket: str,
+    start: date,
+    end: date,
+    context_type: str,
+    entity,
+    across_parties: bool = False,
+) -> FoundRows:
+    """The buckets of ``definitions`` that have values, from one statement. With
+    ``across_parties`` the entity is an organization and the rows roll up its active
+    parties."""
+    if across_parties:
+        parties = connection.ops.quote_name(Party._meta.db_table)
+        entity_sql = (
+            f"v.context_type = %s AND v.entity_uid IN (SELECT uid FROM {parties} "
+            "WHERE organization_id = %s AND is_active)"
+        )
+        entity_params = [ContextType.PARTY, entity.pk]
+    else:
+        entity_sql = "v.entity_uid = %s AND v.context_type = %s"
+        entity_params = [_prepare(entity.uid, "entity_uid"), context_type]
+    sql, params = _series_sql(
+        definitions=definitions,
+        bucket=bucket,
+        start=start,
+        end=end,
+        entity_sql=entity_sql,
+        entity_params=entity_params,
+        organization_id=entity.pk if across_parties else None,
+    )
+    by_id = {definition.pk: definition for definition in definitions}
+    rows: dict[tuple[int, date], BucketRow] = {}
+    party_count = None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [column[0] for column in cursor.description]
+        for raw in cursor.fetchall():
+            row = dict(zip(columns, raw, strict=True))
+            if across_parties:
+                party_count = int(row["party_count"])
+                if row["metric_id"] is None:
+                    continue
+                column = _ACROSS_COLUMN[by_id[row["metric_id"]].aggregation]
+            else:
+                column = "val"
+            rows[(row["metric_id"], _as_date(row["b"]))] = BucketRow(
+                value=_as_decimal(row[column]),
+                count=int(row["n"]),
+                stored=int(row["stored"]),
+                entities=int(row["entities"]),
+            )
+    return FoundRows(rows=rows, party_count=party_count)
+
+
+# --- Points ----------------------------------------------------------------------------------
+
+
+def _ratio(numerator, denominator) -> Decimal | None:
+    if not denominator:
+        return None
+    return (Decimal(numerator) / Decimal(denominator)).quantize(
+        _RATIO_QUANTUM, rounding=ROUND_HALF_EVEN
+    )
+
+
+def _points(
+    *,
+    definition: MetricDefinition,
+    starts: list[date],
+    bucket: str,
+    start: date,
+    end: date,
+    found: FoundRows,
+    fill: str | None,
+) -> list[dict]:
+    rows, party_count = found.rows, found.party_count
+    points = []
+    previous = None
+    for first in starts:
+        last = bucket_end(first, bucket)
+        days = (min(last, end) - max(first, start)).days + 1
+        row = rows.get((definition.pk, first))
+        if row is None:
+            value, count, source = None, 0, None
+            expected = days if party_count is None else days * party_count
+        else:
+            value, count = row.value, row.count
+            source = SOURCE_STORED if row.stored == row.entities else SOURCE_DAYS
+            if party_count is None:
+                expected = 1 if row.stored else days
+            else:
+                # A party with a stored value expects that one; every other active
+                # party (contributing or not) expects the bucket's days.
+                expected = row.stored + (party_count - row.stored) * days
+        if value is None and fill == FILL_ZERO:
+            value = Decimal(0)
+        elif value is None and fill == FILL_PREVIOUS:
+            value = previous
+        if value is not None:
+            previous = value
+        point = {
+            "start": first,
+            "end": last,
+            "value": value,
+            "count": count,
+            "expected": expected,
+            "coverage": _ratio(count, expected),
+            "source": source,
+        }
+        if party_count is not None:
+            point["parties"] = 0 if row is None else row.entities
+        points.append(point)
+    return points
+
+
+def _compare_range(
+    start: date, end: date, bucket: str, compare: str, buckets: int
+) -> tuple[date, date, callable]:
+    """The compared range and the function taking a bucket start to its compared one."""
+    if compare == COMPARE_PREVIOUS_PERIOD:
+
+        def shift(day: date) -> date:
+            return shift_buckets(day, bucket, -buckets)
+    else:
+
+        def shift(day: date) -> date:
+            return shift_year(day, bucket)
+
+    return shift(start), shift(end), shift
+
+
+def _add_comparison(points: list[dict], compared: list[dict], shift, bucket: str) -> None:
+    by_start = {point["start"]: point["value"] for point in compared}
+    for point in points:
+        other = by_start.get(bucket_start(shift(point["start"]), bucket))
+        value = point["value"]
+        both = value is not None and other is not None
+        point["compare_value"] = other
+        point["change"] = value - other if both else None
+        point["change_pct"] = (
+            _ratio((value - other) * 100, abs(other)) if both and other != 0 else None
+        )
+
+
+def metric_series(
+    *,
+    context_type: str,
+    entity,
+    definitions: Sequence[MetricDefinition],
+    bucket: str = Bucket.MONTH,
+    start: date,
+    end: date,
+    fill: str | None = None,
+    compare: str | None = None,
+    across_parties: bool = False,
+) -> dict:
+    """The series of ``definitions`` for ``entity`` over ``[start, end]``, as the API's
+    ``data``: one statement, two with ``compare``.
+
+    The caller has checked visibility, the metrics' context, ``start <= end`` and the
+    bucket limit (``series_range_errors``).
+    """
+    starts = bucket_starts(start, end, bucket)
+    query = {
+        "definitions": definitions,
+        "bucket": bucket,
+        "context_type": context_type,
+        "entity": entity,
+        "across_parties": across_parties,
+    }
+    found = bucket_rows(start=start, end=end, **query)
+    if compare:
+        compare_start, compare_end, shift = _compare_range(start, end, bucket, compare, len(starts))
+        compared = bucket_rows(start=compare_start, end=compare_end, **query)
+        compare_starts = bucket_starts(compare_start, compare_end, bucket)
+    series = []
+    for definition in definitions:
+        shape = {"bucket": bucket, "fill": fill, "definition": definition}
+        points = _points(starts=starts, start=start, end=end, found=found, **shape)
+        if compare:
+            earlier = _points(
+                starts=compare_starts, start=compare_start, end=compare_end, found=compared, **shape
+            )
+            _add_comparison(points, earlier, shift, bucket)
+        series.append(
+            {
+                "metric_uid": definition.uid,
+                "metric_name": definition.name,
+                "aggregation": definition.aggregation,
+                "value_type": definition.value_type,
+                "storage_unit": definition.storage_unit,
+                "points": points,
+            }
+        )
+    return {
+        "context_type": context_type,
+        "entity_uid": entity.uid,
+        "bucket": bucket,
+        "start_date": start,
+        "end_date": end,
+        "series": series,
+    }
+
+
+def series_range_errors(start: date, end: date, bucket: str) -> dict[str, list[str]]:
+    """What makes ``[start, end]`` in ``bucket``s unanswerable, by parameter."""
+    if start > end:
+        return {"start_date": [f"start_date ({start}) is after end_date ({end})."]}
+    count = bucket_count(start, end, bucket)
+    if count > MAX_BUCKETS:
+        return {
+            "bucket": [
+                f"{start} to {end} holds {count} {bucket} buckets; at most {MAX_BUCKETS} "
+                "fit in one answer. Narrow the dates or use a longer bucket."
+            ]
+        }
+    return {}
