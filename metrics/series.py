@@ -18,7 +18,7 @@ from django.db import connection
 
 from entities.models import Party
 
-from .constants import VALUE_QUANTUM, Aggregation, Bucket, ContextType, TimeUnit
+from .constants import VALUE_QUANTUM, Aggregation, Bucket, TimeUnit
 from .models import MetricDefinition, MetricValue
 from .periods import (
     bucket_count,
@@ -51,13 +51,15 @@ _RATIO_QUANTUM = Decimal("0.0001")
 
 #: The first day of the bucket holding ``v.metric_date``, as a date (PostgreSQL) or as
 #: ISO text (SQLite, which stores dates as ISO text). ``%%`` is a literal percent sign.
+#: PostgreSQL truncates a ``timestamp``: a bare date would be cast to ``timestamptz`` and
+#: truncated in the session's timezone, slower and with nothing to gain.
 _BUCKET_SQL = {
     "postgresql": {
         Bucket.DAY: "v.metric_date",
-        Bucket.WEEK: "CAST(date_trunc('week', v.metric_date) AS date)",
-        Bucket.MONTH: "CAST(date_trunc('month', v.metric_date) AS date)",
-        Bucket.QUARTER: "CAST(date_trunc('quarter', v.metric_date) AS date)",
-        Bucket.YEAR: "CAST(date_trunc('year', v.metric_date) AS date)",
+        Bucket.WEEK: "CAST(date_trunc('week', CAST(v.metric_date AS timestamp)) AS date)",
+        Bucket.MONTH: "CAST(date_trunc('month', CAST(v.metric_date AS timestamp)) AS date)",
+        Bucket.QUARTER: "CAST(date_trunc('quarter', CAST(v.metric_date AS timestamp)) AS date)",
+        Bucket.YEAR: "CAST(date_trunc('year', CAST(v.metric_date AS timestamp)) AS date)",
     },
     "sqlite": {
         Bucket.DAY: "v.metric_date",
@@ -71,14 +73,6 @@ _BUCKET_SQL = {
     },
 }
 
-#: The column of one entity's bucket row that each aggregation reads.
-_AGGREGATE_COLUMN = {
-    Aggregation.SUM: "s",
-    Aggregation.AVERAGE: "a",
-    Aggregation.MIN: "lo",
-    Aggregation.MAX: "hi",
-    Aggregation.LAST: "l",
-}
 #: How the parties' bucket values combine into the organization's: balances and flows
 #: add up, averages average, extremes stay extreme.
 _ACROSS_COLUMN = {
@@ -135,29 +129,54 @@ def _series_sql(
     adapt = connection.ops.adapt_datefield_value
     params: list = []
 
+    aggregations = {definition.aggregation for definition in definitions}
+    # The latest day's value of each group ("last"): an ordered aggregate inside each
+    # small group on PostgreSQL; SQLite, without arrays, takes it from a window.
+    last_window = ""
+    if connection.vendor == "postgresql":
+        last_sql = "(array_agg(x ORDER BY d DESC))[1]"
+    else:
+        last_sql = "MAX(lx)"
+        if Aggregation.LAST in aggregations:
+            last_window = (
+                f", FIRST_VALUE(v.value) OVER (PARTITION BY v.entity_uid, v.metric_id, "
+                f"{bucket_sql} ORDER BY v.metric_date DESC) AS lx"
+            )
+    aggregate_sql = {
+        Aggregation.SUM: "SUM(x)",
+        Aggregation.AVERAGE: "AVG(x)",
+        Aggregation.MIN: "MIN(x)",
+        Aggregation.MAX: "MAX(x)",
+        Aggregation.LAST: last_sql,
+    }
+    # One entity's value for the bucket, by each metric's own aggregation; only the
+    # aggregates some metric needs are computed.
+    if len(aggregations) == 1:
+        value_sql = aggregate_sql[next(iter(aggregations))]
+    else:
+        whens = " ".join(
+            f"WHEN {int(d.pk)} THEN {aggregate_sql[d.aggregation]}" for d in definitions
+        )
+        value_sql = f"CASE metric_id {whens} END"
     days = (
-        f"SELECT v.metric_id, v.entity_uid, {bucket_sql} AS b, v.metric_date AS d, v.value AS x "
-        f"FROM {values_table} v WHERE {entity_sql} AND v.metric_id IN ({id_marks}) "
+        f"SELECT v.entity_uid, v.metric_id, {bucket_sql} AS b, v.metric_date AS d, v.value AS x"
+        f"{last_window} FROM {values_table} v WHERE {entity_sql} AND v.metric_id IN ({id_marks}) "
         "AND v.time_unit = %s AND v.metric_date BETWEEN %s AND %s"
     )
     params += [*entity_params, *metric_ids, TimeUnit.DAY, adapt(start), adapt(end)]
-    # The latest day's value of each group ("last") is joined back on the group's newest
-    # date: a hash join over the grouped rows, cheaper than sorting every row in a window.
+    # Grouped in the index's order (entity, metric, then the date's bucket), so each
+    # entity's rows need only a small sort of their own.
     ctes = [
-        f"v AS ({days})",
-        "g AS (SELECT metric_id, entity_uid, b, COUNT(*) AS n, SUM(x) AS s, AVG(x) AS a, "
-        "MIN(x) AS lo, MAX(x) AS hi, MAX(d) AS ld FROM v GROUP BY metric_id, entity_uid, b)",
-        "gl AS (SELECT g.metric_id, g.entity_uid, g.b, g.n, g.s, g.a, g.lo, g.hi, v.x AS l, "
-        "1 AS from_days FROM g JOIN v ON v.metric_id = g.metric_id "
-        "AND v.entity_uid = g.entity_uid AND v.d = g.ld)",
+        f"gl AS (SELECT entity_uid, metric_id, b, COUNT(*) AS n, {value_sql} AS val, "
+        f"1 AS from_days FROM ({days}) v GROUP BY entity_uid, metric_id, b)"
     ]
     picked = "SELECT * FROM gl"
     if stored_unit := STORED_BUCKETS.get(bucket):
         # Stored values dated on the first day of any listed bucket (a bucket that only
         # overlaps the range still counts as a whole).
         ctes.append(
-            "st AS (SELECT v.metric_id, v.entity_uid, v.metric_date AS b, 1 AS n, v.value AS s, "
-            "v.value AS a, v.value AS lo, v.value AS hi, v.value AS l, 0 AS from_days "
+            "st AS (SELECT v.entity_uid, v.metric_id, v.metric_date AS b, 1 AS n, "
+            "v.value AS val, 0 AS from_days "
             f"FROM {values_table} v WHERE {entity_sql} AND v.metric_id IN ({id_marks}) "
             "AND v.time_unit = %s AND v.metric_date BETWEEN %s AND %s)"
         )
@@ -173,14 +192,7 @@ def _series_sql(
             "WHERE st.metric_id = gl.metric_id AND st.entity_uid = gl.entity_uid "
             "AND st.b = gl.b)"
         )
-    # One entity's value for the bucket, by each metric's own aggregation.
-    choose = " ".join(
-        f"WHEN {int(d.pk)} THEN p.{_AGGREGATE_COLUMN[d.aggregation]}" for d in definitions
-    )
-    ctes.append(
-        f"p AS (SELECT p.metric_id, p.entity_uid, p.b, p.n, p.from_days, "
-        f"CASE p.metric_id {choose} END AS val FROM ({picked}) p)"
-    )
+    ctes.append(f"p AS ({picked})")
     if organization_id is None:
         select = "SELECT metric_id, b, val, n, 1 - from_days AS stored, 1 AS entities FROM p"
         return f"WITH {', '.join(ctes)} {select}", params
@@ -214,23 +226,26 @@ def bucket_rows(
     bucket: str,
     start: date,
     end: date,
-    context_type: str,
     entity,
     across_parties: bool = False,
 ) -> FoundRows:
     """The buckets of ``definitions`` that have values, from one statement. With
     ``across_parties`` the entity is an organization and the rows roll up its active
-    parties."""
+    parties.
+
+    Only the columns of the unique index (which on PostgreSQL carries ``value`` too) are
+    read, so the scan never visits the table; a value's context type is its metric's, so
+    the metric filter already keeps to one context.
+    """
     if across_parties:
         parties = connection.ops.quote_name(Party._meta.db_table)
         entity_sql = (
-            f"v.context_type = %s AND v.entity_uid IN (SELECT uid FROM {parties} "
-            "WHERE organization_id = %s AND is_active)"
+            f"v.entity_uid IN (SELECT uid FROM {parties} WHERE organization_id = %s AND is_active)"
         )
-        entity_params = [ContextType.PARTY, entity.pk]
+        entity_params = [entity.pk]
     else:
-        entity_sql = "v.entity_uid = %s AND v.context_type = %s"
-        entity_params = [_prepare(entity.uid, "entity_uid"), context_type]
+        entity_sql = "v.entity_uid = %s"
+        entity_params = [_prepare(entity.uid, "entity_uid")]
     sql, params = _series_sql(
         definitions=definitions,
         bucket=bucket,
@@ -376,7 +391,6 @@ def metric_series(
     query = {
         "definitions": definitions,
         "bucket": bucket,
-        "context_type": context_type,
         "entity": entity,
         "across_parties": across_parties,
     }
