@@ -15,24 +15,16 @@ printed with their targets.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from values_bench import psql
+
 ROOT = Path(__file__).resolve().parent.parent
 END = date(2026, 11, 30)
 PARTIES = 1000
-
-
-def psql(sql: str, database: str = "postgres") -> str:
-    return subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def setup_django(database: str) -> None:
@@ -56,7 +48,7 @@ def load(history_years: int):
     ``history_years``)."""
     from django.db import connection
 
-    from entities.models import Membership, Organization, Party, Role, User
+    from entities.models import Membership, Organization, Party, User
     from metrics.models import MetricDefinition, MetricValue
 
     org, _ = Organization.objects.get_or_create(
