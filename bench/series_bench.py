@@ -28,7 +28,7 @@ PARTIES = 1000
 
 
 def setup_django(database: str) -> None:
-    if not psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
+    if not psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):  # noqa: S608
         psql(f"CREATE DATABASE {database}")
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{database}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "exante.settings.base"
