@@ -45,7 +45,7 @@ STORED_BUCKETS = {Bucket.MONTH: TimeUnit.MONTH, Bucket.YEAR: TimeUnit.YEAR}
 
 SOURCE_STORED = "stored"
 SOURCE_DAYS = "days"
-_RATIO_QUANTUM = Decimal("0.0001")
+RATIO_QUANTUM = Decimal("0.0001")
 
 # --- SQL -------------------------------------------------------------------------------------
 
@@ -104,8 +104,9 @@ class FoundRows:
     party_count: int | None
 
 
-def _prepare(value, field: str):
-    return MetricValue._meta.get_field(field).get_db_prep_value(value, connection)
+def db_uid(uid):
+    """An entity uid as the values table stores it (a uuid, or hex text on SQLite)."""
+    return MetricValue._meta.get_field("entity_uid").get_db_prep_value(uid, connection)
 
 
 def _series_sql(
@@ -210,7 +211,8 @@ def _series_sql(
     return f"WITH {', '.join(ctes)} {select}", params
 
 
-def _as_date(raw) -> date:
+def as_date(raw) -> date:
+    """A database date (a date, or ISO text from SQLite)."""
     return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
 
 
@@ -245,7 +247,7 @@ def bucket_rows(
         entity_params = [entity.pk]
     else:
         entity_sql = "v.entity_uid = %s"
-        entity_params = [_prepare(entity.uid, "entity_uid")]
+        entity_params = [db_uid(entity.uid)]
     sql, params = _series_sql(
         definitions=definitions,
         bucket=bucket,
@@ -270,7 +272,7 @@ def bucket_rows(
                 column = _ACROSS_COLUMN[by_id[row["metric_id"]].aggregation]
             else:
                 column = "val"
-            rows[(row["metric_id"], _as_date(row["b"]))] = BucketRow(
+            rows[(row["metric_id"], as_date(row["b"]))] = BucketRow(
                 value=_as_decimal(row[column]),
                 count=int(row["n"]),
                 stored=int(row["stored"]),
@@ -282,11 +284,12 @@ def bucket_rows(
 # --- Points ----------------------------------------------------------------------------------
 
 
-def _ratio(numerator, denominator) -> Decimal | None:
+def ratio(numerator, denominator) -> Decimal | None:
+    """``numerator / denominator`` to 4 decimals; ``None`` when the denominator is 0."""
     if not denominator:
         return None
     return (Decimal(numerator) / Decimal(denominator)).quantize(
-        _RATIO_QUANTUM, rounding=ROUND_HALF_EVEN
+        RATIO_QUANTUM, rounding=ROUND_HALF_EVEN
     )
 
 
@@ -331,7 +334,7 @@ def _points(
             "value": value,
             "count": count,
             "expected": expected,
-            "coverage": _ratio(count, expected),
+            "coverage": ratio(count, expected),
             "source": source,
         }
         if party_count is not None:
@@ -365,7 +368,7 @@ def _add_comparison(points: list[dict], compared: list[dict], shift, bucket: str
         point["compare_value"] = other
         point["change"] = value - other if both else None
         point["change_pct"] = (
-            _ratio((value - other) * 100, abs(other)) if both and other != 0 else None
+            ratio((value - other) * 100, abs(other)) if both and other != 0 else None
         )
 
 

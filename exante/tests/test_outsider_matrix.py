@@ -386,6 +386,22 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
         reads(),
         contextual=True,
     ),
+    ("GET", "/api/metrics/coverage/{context_type}/{entity_uid}"): metrics(
+        lambda w, ct: (
+            f"/api/metrics/coverage/{ct}/{w.entity(ct).uid}?metric_uid={w.definitions[ct].uid}",
+            None,
+        ),
+        reads(),
+        contextual=True,
+    ),
+    ("GET", "/api/organizations/{uid}/freshness"): metrics(
+        lambda w, ct: (
+            f"/api/organizations/{w.acme.uid}/freshness?metric_uid={w.definitions[ct].uid}",
+            None,
+        ),
+        reads(),
+        contextual=True,
+    ),
     # Organizations.
     ("GET", "/api/organizations"): entities(
         lambda w, ct: ("/api/organizations", None), reads(outsider=200)

@@ -13,11 +13,11 @@ from ..periods import entity_today
 
 
 def metric_definitions_param(
-    raw: str | None, *, context_type: str, max_count: int | None = None
+    raw: str | None, *, context_type: str | None, max_count: int | None = None
 ) -> list[MetricDefinition] | None:
     """``metric_uid=a,b`` → the definitions, in the order given (duplicates once), in one
-    query. Unknown uids, or metrics of another context than ``context_type``, are a 400
-    listing them. ``None`` when the parameter is absent."""
+    query. Unknown uids, or metrics of another context than ``context_type`` (when given),
+    are a 400 listing them. ``None`` when the parameter is absent."""
     if raw is None:
         return None
     uids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
@@ -34,7 +34,7 @@ def metric_definitions_param(
     if foreign := [
         f"{uid} ({found[uid].context_type})"
         for uid in uids
-        if uid in found and found[uid].context_type != context_type
+        if context_type and uid in found and found[uid].context_type != context_type
     ]:
         errors.append(f"Metric(s) of another context than {context_type}: {', '.join(foreign)}.")
     if errors:
