@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from uuid import UUID
 
 from django.db import connection
 
@@ -54,6 +55,85 @@ def _run(first_index: int, last_index: int, bucket: str) -> dict:
     }
 
 
+@dataclass(slots=True)
+class Presence:
+    """What one series holds in a range: its first and last value dates, how many
+    periods have a value, and the gaps as (present date, next present date) pairs."""
+
+    first_date: date
+    last_date: date
+    present: int
+    gaps: list[tuple[date, date]]
+
+
+def presence(
+    *,
+    entity_sql: str,
+    entity_params: list,
+    metric_ids: list[int],
+    time_unit: str,
+    start: date,
+    end: date,
+) -> dict[tuple[UUID, int], Presence]:
+    """``(entity uid, metric id) → Presence`` for every series with a value in the
+    ``time_unit`` periods overlapping ``[start, end]``, among the entities that
+    ``entity_sql`` (a condition on ``v.entity_uid``) admits: one statement, which returns
+    only the gaps between consecutive present dates and one summary row per series."""
+    bucket = TIME_UNIT_BUCKET[time_unit]
+    adapt = connection.ops.adapt_datefield_value
+    table = connection.ops.quote_name(MetricValue._meta.db_table)
+    marks = ", ".join(["%s"] * len(metric_ids))
+    next_period = _NEXT_PERIOD_SQL[connection.vendor][time_unit]
+    sql = (
+        "WITH p AS (SELECT v.entity_uid, v.metric_id, v.metric_date, LAG(v.metric_date) OVER "
+        "(PARTITION BY v.entity_uid, v.metric_id ORDER BY v.metric_date) AS prev "
+        f"FROM {table} v WHERE {entity_sql} AND v.metric_id IN ({marks}) "
+        "AND v.time_unit = %s AND v.metric_date BETWEEN %s AND %s) "
+        "SELECT p.entity_uid, p.metric_id, 1 AS gap, p.prev, p.metric_date, NULL FROM p "
+        f"WHERE p.prev IS NOT NULL AND p.metric_date > {next_period} "
+        "UNION ALL SELECT entity_uid, metric_id, 0, MIN(metric_date), MAX(metric_date), "
+        "COUNT(*) FROM p GROUP BY entity_uid, metric_id"
+    )
+    params = [
+        *entity_params,
+        *metric_ids,
+        time_unit,
+        adapt(bucket_start(start, bucket)),
+        adapt(end),
+    ]
+    to_uid = MetricValue._meta.get_field("entity_uid").to_python
+    gaps: dict[tuple[UUID, int], list[tuple[date, date]]] = {}
+    found: dict[tuple[UUID, int], Presence] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for entity_uid, metric_id, is_gap, low, high, count in cursor.fetchall():
+            key = (to_uid(entity_uid), metric_id)
+            if is_gap:
+                gaps.setdefault(key, []).append((as_date(low), as_date(high)))
+            else:
+                found[key] = Presence(as_date(low), as_date(high), int(count), [])
+    for key, pairs in gaps.items():
+        found[key].gaps = sorted(pairs)
+    return found
+
+
+def missing_runs(found: Presence | None, *, time_unit: str, start: date, end: date) -> list[dict]:
+    """The maximal runs of ``time_unit`` periods overlapping ``[start, end]`` that have no
+    value, from what ``presence`` found (``None``: nothing)."""
+    bucket = TIME_UNIT_BUCKET[time_unit]
+    first, last = bucket_index(start, bucket), bucket_index(end, bucket)
+    if found is None:
+        return [_run(first, last, bucket)]
+    runs = []
+    if (index := bucket_index(found.first_date, bucket)) > first:
+        runs.append(_run(first, index - 1, bucket))
+    for before, after in found.gaps:
+        runs.append(_run(bucket_index(before, bucket) + 1, bucket_index(after, bucket) - 1, bucket))
+    if (index := bucket_index(found.last_date, bucket)) < last:
+        runs.append(_run(index + 1, last, bucket))
+    return runs
+
+
 def metric_coverage(
     *,
     context_type: str,
@@ -65,68 +145,28 @@ def metric_coverage(
 ) -> dict:
     """Coverage of ``definitions`` for ``entity`` over the ``time_unit`` periods that
     overlap ``[start, end]``, in one statement; the API's ``data``."""
-    bucket = TIME_UNIT_BUCKET[time_unit]
-    first, last = bucket_index(start, bucket), bucket_index(end, bucket)
-    adapt = connection.ops.adapt_datefield_value
-    table = connection.ops.quote_name(MetricValue._meta.db_table)
-    metric_ids = [definition.pk for definition in definitions]
-    marks = ", ".join(["%s"] * len(metric_ids))
-    next_period = _NEXT_PERIOD_SQL[connection.vendor][time_unit]
-    sql = (
-        "WITH p AS (SELECT v.metric_id, v.metric_date, LAG(v.metric_date) OVER "
-        "(PARTITION BY v.metric_id ORDER BY v.metric_date) AS prev "
-        f"FROM {table} v WHERE v.entity_uid = %s AND v.metric_id IN ({marks}) "
-        "AND v.time_unit = %s AND v.metric_date BETWEEN %s AND %s) "
-        "SELECT p.metric_id, 1 AS gap, p.prev, p.metric_date, NULL FROM p "
-        f"WHERE p.prev IS NOT NULL AND p.metric_date > {next_period} "
-        "UNION ALL SELECT metric_id, 0, MIN(metric_date), MAX(metric_date), COUNT(*) FROM p "
-        "GROUP BY metric_id"
+    found = presence(
+        entity_sql="v.entity_uid = %s",
+        entity_params=[db_uid(entity.uid)],
+        metric_ids=[definition.pk for definition in definitions],
+        time_unit=time_unit,
+        start=start,
+        end=end,
     )
-    params = [
-        db_uid(entity.uid),
-        *metric_ids,
-        time_unit,
-        adapt(bucket_start(start, bucket)),
-        adapt(end),
-    ]
-    gaps: dict[int, list[tuple[date, date]]] = {pk: [] for pk in metric_ids}
-    summary: dict[int, tuple[date, date, int]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for metric_id, is_gap, low, high, count in cursor.fetchall():
-            if is_gap:
-                gaps[metric_id].append((as_date(low), as_date(high)))
-            else:
-                summary[metric_id] = (as_date(low), as_date(high), int(count))
-    expected = bucket_count(start, end, bucket)
+    expected = bucket_count(start, end, TIME_UNIT_BUCKET[time_unit])
     metrics = []
     for definition in definitions:
-        found = summary.get(definition.pk)
-        if found is None:
-            missing = [_run(first, last, bucket)] if expected else []
-            first_date = last_date = None
-            present = 0
-        else:
-            first_date, last_date, present = found
-            missing = []
-            if (index := bucket_index(first_date, bucket)) > first:
-                missing.append(_run(first, index - 1, bucket))
-            for before, after in sorted(gaps[definition.pk]):
-                missing.append(
-                    _run(bucket_index(before, bucket) + 1, bucket_index(after, bucket) - 1, bucket)
-                )
-            if (index := bucket_index(last_date, bucket)) < last:
-                missing.append(_run(index + 1, last, bucket))
+        series = found.get((entity.uid, definition.pk))
         metrics.append(
             {
                 "metric_uid": definition.uid,
                 "time_unit": time_unit,
                 "expected": expected,
-                "present": present,
-                "coverage": ratio(present, expected),
-                "first_date": first_date,
-                "last_date": last_date,
-                "missing": missing,
+                "present": series.present if series else 0,
+                "coverage": ratio(series.present if series else 0, expected),
+                "first_date": series.first_date if series else None,
+                "last_date": series.last_date if series else None,
+                "missing": missing_runs(series, time_unit=time_unit, start=start, end=end),
             }
         )
     return {
@@ -168,7 +208,9 @@ class FreshnessQuery:
         except ValueError:  # before year 1: nothing is older
             return date.min
 
-    def _sql(self) -> tuple[str, list]:
+    def pairs_sql(self) -> tuple[str, list]:
+        """The (entity, metric) pairs that should have values: ``context_type,
+        entity_uid, entity_name, metric_id, metric_uid``."""
         quote = connection.ops.quote_name
         by_context: dict[str, list[int]] = {}
         for definition in self.definitions:
@@ -201,8 +243,11 @@ class FreshnessQuery:
                 f"CROSS JOIN {definitions} d WHERE d.id IN ({marks})"
             )
             params += [self.organization.pk, *ids]
-        pairs = " UNION ALL ".join(parts)
-        values = quote(MetricValue._meta.db_table)
+        return " UNION ALL ".join(parts), params
+
+    def _sql(self) -> tuple[str, list]:
+        pairs, params = self.pairs_sql()
+        values = connection.ops.quote_name(MetricValue._meta.db_table)
         newest = (
             f"(SELECT v.metric_date FROM {values} v WHERE v.entity_uid = s.entity_uid "
             "AND v.metric_id = s.metric_id AND v.time_unit = %s "
@@ -287,3 +332,54 @@ def organization_freshness(
         stale=stale,
         today=entity_today(organization),
     )
+
+
+#: What a gap report says of each series with gaps, besides its missing runs.
+GAP_KEYS = ("context_type", "entity_uid", "entity_name", "metric_uid")
+
+
+def organization_gaps(
+    *,
+    organization: Organization,
+    definitions: Sequence[MetricDefinition],
+    time_unit: str,
+    start: date,
+    end: date,
+    stale_after: int = 1,
+) -> dict:
+    """The missing runs of every series ``organization`` should have (the freshness rows)
+    over ``[start, end]``, with counts of series, series with gaps and stale series: two
+    statements whatever the number of entities."""
+    freshness = organization_freshness(
+        organization=organization,
+        definitions=definitions,
+        time_unit=time_unit,
+        stale_after=stale_after,
+    )
+    series = freshness.all()
+    pairs, params = freshness.pairs_sql()
+    found = presence(
+        entity_sql=f"v.entity_uid IN (SELECT entity_uid FROM ({pairs}) q)",
+        entity_params=params,
+        metric_ids=[definition.pk for definition in definitions],
+        time_unit=time_unit,
+        start=start,
+        end=end,
+    )
+    ids = {definition.uid: definition.pk for definition in definitions}
+    gaps = []
+    for row in sorted(series, key=lambda r: (r["context_type"], r["entity_name"], r["metric_uid"])):
+        key = (row["entity_uid"], ids[row["metric_uid"]])
+        runs = missing_runs(found.get(key), time_unit=time_unit, start=start, end=end)
+        if runs:
+            gaps.append({**{name: row[name] for name in GAP_KEYS}, "missing": runs})
+    return {
+        "organization_uid": organization.uid,
+        "time_unit": time_unit,
+        "start_date": start,
+        "end_date": end,
+        "series": len(series),
+        "series_with_gaps": len(gaps),
+        "stale_series": sum(1 for row in series if row["stale"]),
+        "gaps": gaps,
+    }

@@ -7,12 +7,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from metrics.constants import Bucket, ContextType
-from metrics.models import MetricDefinition
 from metrics.periods import entity_today, year_before
 from metrics.selectors import entity_get
 from metrics.series import COMPARE_MODES, FILL_MODES, metric_series, series_range_errors
 
-from ._shared import OperatorCommand, parse_date
+from ._shared import OperatorCommand, definitions_for, parse_date
 
 HELP = """Print an entity's metrics combined into buckets, as the series endpoint answers them
 (the same selector), one row per metric and bucket.
@@ -28,15 +27,6 @@ operator's tool.
 
 COLUMNS = ("metric_uid", "start", "end", "value", "count", "expected", "coverage", "source")
 COMPARE_COLUMNS = ("compare_value", "change", "change_pct")
-
-
-def definitions_for(option: str) -> list[MetricDefinition]:
-    """``--metric a,b`` → definitions in that order; unknown uids are an error."""
-    uids = list(dict.fromkeys(part.strip() for part in option.split(",") if part.strip()))
-    found = MetricDefinition.objects.in_bulk(uids, field_name="uid")
-    if unknown := [uid for uid in uids if uid not in found] or ([] if uids else ["(none)"]):
-        raise CommandError(f"Unknown metric uid(s): {', '.join(unknown)}.")
-    return [found[uid] for uid in uids]
 
 
 def text(value) -> str:
