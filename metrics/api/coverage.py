@@ -192,6 +192,8 @@ class OrganizationFreshnessView(GenericAPIView):
     api_scope = "metrics"
     permission_classes = [MetricValueScopePermission]
     serializer_class = FreshnessRowSerializer
+    # For the schema only: the organization is looked up through ``visible_to``.
+    queryset = Organization.objects.none()
     pagination_class = PageSourcePagination
     http_method_names = ["get", "head", "options"]
 
