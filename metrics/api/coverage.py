@@ -8,7 +8,7 @@ from datetime import timedelta
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -16,13 +16,13 @@ from entities.models import Organization
 from exante.api.pagination import PageSourcePagination
 from exante.api.schema import error_response
 
-from ..constants import MAX_METRIC_DATE, MIN_METRIC_DATE, ContextType, TimeUnit
+from ..constants import ContextType, TimeUnit
 from ..coverage import metric_coverage, organization_freshness
 from ..fields import NumberSchema, StrictDateField
 from ..series import MAX_SERIES_METRICS
-from .query import date_range_param, metric_definitions_param
-from .scoping import EntityScopedMixin
+from .query import check_date_bounds, date_range_param, metric_definitions_param
 from .serializers import QueryBooleanField
+from .series import EntityScopedReadView
 from .views import _CONTEXT_PARAM, _ENTITY_PARAM, DEFAULT_LIST_DAYS, MetricValueScopePermission
 
 _METRIC_UID_HELP = (
@@ -30,17 +30,6 @@ _METRIC_UID_HELP = (
     "order. An unknown uid, or one of another context type than the path's, is a 400 "
     "listing it."
 )
-
-
-def _check_bounds(attrs: dict) -> dict:
-    errors = {
-        name: [f"Must be between {MIN_METRIC_DATE} and {MAX_METRIC_DATE}."]
-        for name in ("start_date", "end_date")
-        if name in attrs and not MIN_METRIC_DATE <= attrs[name] <= MAX_METRIC_DATE
-    }
-    if errors:
-        raise ValidationError(errors)
-    return attrs
 
 
 class CoverageQuerySerializer(serializers.Serializer):
@@ -61,7 +50,7 @@ class CoverageQuerySerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
-        return _check_bounds(attrs)
+        return check_date_bounds(attrs)
 
 
 class MissingRunSerializer(serializers.Serializer):
@@ -89,13 +78,10 @@ class CoverageSerializer(serializers.Serializer):
     metrics = MetricCoverageSerializer(many=True)
 
 
-class EntityCoverageView(EntityScopedMixin, GenericAPIView):
+class EntityCoverageView(EntityScopedReadView):
     """``/api/metrics/coverage/{context_type}/{entity_uid}``."""
 
-    api_scope = "metrics"
-    permission_classes = [MetricValueScopePermission]
     serializer_class = CoverageSerializer
-    http_method_names = ["get", "head", "options"]
 
     @extend_schema(
         operation_id="metrics_coverage_retrieve",

@@ -8,6 +8,7 @@ from datetime import date
 from rest_framework.exceptions import ValidationError
 
 from .. import selectors
+from ..constants import MAX_METRIC_DATE, MIN_METRIC_DATE
 from ..models import MetricDefinition
 from ..periods import entity_today
 
@@ -55,3 +56,16 @@ def date_range_param(params, entity, *, default_start) -> tuple[date, date]:
     if start > end:
         raise ValidationError({"start_date": [f"start_date ({start}) is after end_date ({end})."]})
     return start, end
+
+
+def check_date_bounds(attrs: dict) -> dict:
+    """A query serializer's ``validate``: ``start_date`` and ``end_date`` inside the dates
+    a value may have (calendar arithmetic past them would overflow)."""
+    errors = {
+        name: [f"Must be between {MIN_METRIC_DATE} and {MAX_METRIC_DATE}."]
+        for name in ("start_date", "end_date")
+        if name in attrs and not MIN_METRIC_DATE <= attrs[name] <= MAX_METRIC_DATE
+    }
+    if errors:
+        raise ValidationError(errors)
+    return attrs

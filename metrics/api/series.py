@@ -12,8 +12,6 @@ from rest_framework.response import Response
 from exante.api.schema import error_response
 
 from ..constants import (
-    MAX_METRIC_DATE,
-    MIN_METRIC_DATE,
     Aggregation,
     Bucket,
     ContextType,
@@ -30,7 +28,7 @@ from ..series import (
     metric_series,
     series_range_errors,
 )
-from .query import date_range_param, metric_definitions_param
+from .query import check_date_bounds, date_range_param, metric_definitions_param
 from .scoping import EntityScopedMixin
 from .views import _CONTEXT_PARAM, _ENTITY_PARAM, MetricValueScopePermission
 
@@ -85,14 +83,7 @@ class SeriesQuerySerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
-        errors = {
-            name: [f"Must be between {MIN_METRIC_DATE} and {MAX_METRIC_DATE}."]
-            for name in ("start_date", "end_date")
-            if name in attrs and not MIN_METRIC_DATE <= attrs[name] <= MAX_METRIC_DATE
-        }
-        if errors:
-            raise ValidationError(errors)
-        return attrs
+        return check_date_bounds(attrs)
 
 
 class SeriesPointSerializer(serializers.Serializer):
@@ -150,13 +141,18 @@ class SeriesSerializer(serializers.Serializer):
     series = SeriesMetricSerializer(many=True)
 
 
-class EntitySeriesView(EntityScopedMixin, GenericAPIView):
-    """``/api/metrics/series/{context_type}/{entity_uid}``."""
+class EntityScopedReadView(EntityScopedMixin, GenericAPIView):
+    """A read of one entity's values: the value list's visibility, 404s and scopes."""
 
     api_scope = "metrics"
     permission_classes = [MetricValueScopePermission]
-    serializer_class = SeriesSerializer
     http_method_names = ["get", "head", "options"]
+
+
+class EntitySeriesView(EntityScopedReadView):
+    """``/api/metrics/series/{context_type}/{entity_uid}``."""
+
+    serializer_class = SeriesSerializer
 
     @extend_schema(
         operation_id="metrics_series_retrieve",
