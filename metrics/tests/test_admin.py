@@ -670,3 +670,22 @@ def test_one_entitys_values_are_ordered_along_the_unique_index(superuser_client,
         "-time_unit",
         "-metric_date",
     ]
+
+
+@pytest.mark.parametrize(("given", "expected"), [("", "sum"), ("max", "max")])
+def test_admin_definition_aggregation_is_derived_when_left_empty(analyst_client, given, expected):
+    response = analyst_client.post(
+        url("metricdefinition_add"), definition_payload(aggregation=given)
+    )
+    assert response.status_code == 302, form_errors(response)
+    assert MetricDefinition.objects.get().aggregation == expected
+
+
+def test_admin_definition_aggregation_is_read_only_after_creation(superuser_client, total_ar):
+    response = superuser_client.post(
+        url("metricdefinition_change", total_ar.pk),
+        definition_payload(uid="total_ar", aggregation="sum", name="AR"),
+    )
+    assert response.status_code == 302
+    total_ar.refresh_from_db()
+    assert total_ar.aggregation == "last"
