@@ -101,7 +101,11 @@ class SeriesPointSerializer(serializers.Serializer):
         help_text="Days of the bucket inside the range (1 for a stored value); across "
         "parties, summed over the active parties."
     )
-    coverage = NumberSchema(help_text="count / expected, 4 decimals.")
+    coverage = NumberSchema(
+        allow_null=True,
+        help_text="count / expected, 4 decimals; null only across an organization without "
+        "active parties (nothing is expected).",
+    )
     source = serializers.ChoiceField(
         choices=["stored", "days"],
         allow_null=True,
