@@ -29,7 +29,7 @@ def _replace(include: str):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("metrics", "0003_metricdefinition_aggregation"),
+        ("metrics", "0005_metricdefinition_aggregation"),
     ]
 
     operations = [

@@ -18,7 +18,7 @@ def fill_aggregation(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('metrics', '0002_analyst_group'),
+        ('metrics', '0004_value_history_triggers'),
     ]
 
     operations = [
