@@ -84,8 +84,8 @@ def test_demo_catalogue_aggregations():
 @pytest.mark.django_db(transaction=True)
 def test_migration_fills_existing_definitions():
     executor = MigrationExecutor(connection)
-    executor.migrate([("metrics", "0002_analyst_group")])
-    old_apps = executor.loader.project_state([("metrics", "0002_analyst_group")]).apps
+    executor.migrate([("metrics", "0004_value_history_triggers")])
+    old_apps = executor.loader.project_state([("metrics", "0004_value_history_triggers")]).apps
     Old = old_apps.get_model("metrics", "MetricDefinition")
     Old.objects.create(uid="old_balance", name="Old balance", is_snapshot=True)
     Old.objects.create(uid="old_rate", name="Old rate", value_type="ratio")
