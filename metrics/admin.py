@@ -581,10 +581,11 @@ class MetricDefinitionAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
         "storage_unit",
         "is_snapshot",
         "period_definition",
+        "aggregation",
         "is_active",
         "updated_at",
     )
-    list_filter = ("is_active", "context_type", "value_type", "period_definition")
+    list_filter = ("is_active", "context_type", "value_type", "period_definition", "aggregation")
     search_fields = ("uid", "name")
     ordering = ("uid",)
     actions = ("deactivate", "activate")
@@ -594,7 +595,15 @@ class MetricDefinitionAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
             (None, {"fields": ("uid", "name", "context_type", "is_active")}),
             (
                 "Meaning (cannot change once created)",
-                {"fields": ("value_type", "storage_unit", "is_snapshot", "period_definition")},
+                {
+                    "fields": (
+                        "value_type",
+                        "storage_unit",
+                        "is_snapshot",
+                        "period_definition",
+                        "aggregation",
+                    )
+                },
             ),
             ("Documentation", {"fields": ("description", "formula")}),
         ]

@@ -133,6 +133,7 @@ class MetricDefinitionForm(ServiceModelForm):
             "storage_unit",
             "is_snapshot",
             "period_definition",
+            "aggregation",
             "description",
             "formula",
             "is_active",

@@ -38,6 +38,40 @@ class TimeUnit(models.TextChoices):
     YEAR = "year", "Year"
 
 
+class Aggregation(models.TextChoices):
+    """How a metric's day values combine into a longer period."""
+
+    SUM = "sum", "Sum"
+    LAST = "last", "Last"
+    AVERAGE = "average", "Average"
+    MIN = "min", "Minimum"
+    MAX = "max", "Maximum"
+
+
+#: Value types that are already a rate or a duration: their periods average, never add up.
+_AVERAGED_VALUE_TYPES = frozenset({ValueType.PERCENTAGE, ValueType.RATIO, ValueType.DAYS})
+
+
+def default_aggregation(*, value_type: str, is_snapshot: bool) -> str:
+    """The aggregation a definition gets when none is given: a level keeps its last
+    value, a rate or duration averages, anything else (a flow, a count) adds up."""
+    if is_snapshot:
+        return Aggregation.LAST
+    if value_type in _AVERAGED_VALUE_TYPES:
+        return Aggregation.AVERAGE
+    return Aggregation.SUM
+
+
+class Bucket(models.TextChoices):
+    """The periods a series combines values into (weeks are ISO, labelled by Monday)."""
+
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+    YEAR = "year", "Year"
+
+
 #: Slug rule for metric definition uids, and the words the URL space reserves.
 METRIC_UID_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
 RESERVED_METRIC_UIDS = frozenset({"values", "bulk"})

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from entities.models import Membership, Organization, Party, Role, User
 
-from .constants import ContextType, PeriodDefinition, StorageUnit, TimeUnit, ValueType
+from .constants import Aggregation, ContextType, PeriodDefinition, StorageUnit, TimeUnit, ValueType
 from .ingest.importer import Importer
 from .ingest.items import OnConflict
 from .models import MetricDefinition, MetricValue
@@ -38,6 +38,7 @@ CUR, PCT, DAYS, CNT, RAT = (
     ValueType.COUNT,
     ValueType.RATIO,
 )
+LAST, AVG, SUM = Aggregation.LAST, Aggregation.AVERAGE, Aggregation.SUM
 AS_OF, T30, CAL, MTD = (
     PeriodDefinition.AS_OF_DATE,
     PeriodDefinition.TRAILING_30_DAYS,
@@ -55,6 +56,7 @@ class DemoMetric:
     storage_unit: str
     is_snapshot: bool
     period_definition: str
+    aggregation: str
     base: float  # typical level
     description: str
 
@@ -68,6 +70,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         True,
         AS_OF,
+        LAST,
         350_000_00,
         "Sum of open receivables at the end of the day.",
     ),
@@ -79,6 +82,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         True,
         AS_OF,
+        LAST,
         240_000_00,
         "Open receivables not yet due.",
     ),
@@ -90,6 +94,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         True,
         AS_OF,
+        LAST,
         110_000_00,
         "Open receivables past their due date.",
     ),
@@ -101,6 +106,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         True,
         T30,
+        AVG,
         42,
         "Receivables ÷ credit sales × 30, over the trailing 30 days.",
     ),
@@ -112,6 +118,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         False,
         CAL,
+        SUM,
         9_500_00,
         "Payments received in the period.",
     ),
@@ -123,6 +130,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         False,
         CAL,
+        SUM,
         10_000_00,
         "Invoices issued in the period.",
     ),
@@ -134,6 +142,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         True,
         AS_OF,
+        LAST,
         180,
         "Invoices with an open balance.",
     ),
@@ -145,6 +154,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         True,
         AS_OF,
+        LAST,
         55,
         "Invoices past due with an open balance.",
     ),
@@ -156,6 +166,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         False,
         MTD,
+        AVG,
         87.5,
         "Collected ÷ due in the month to date, in percent.",
     ),
@@ -167,6 +178,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         False,
         CAL,
+        AVG,
         0.82,
         "Share of collectible receivables collected in the period.",
     ),
@@ -178,6 +190,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         True,
         AS_OF,
+        LAST,
         25_000_00,
         "Open receivables of one customer.",
     ),
@@ -189,6 +202,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         True,
         AS_OF,
+        LAST,
         7_500_00,
         "Overdue receivables of one customer.",
     ),
@@ -200,6 +214,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         True,
         T30,
+        AVG,
         35,
         "Average days between invoice and payment, trailing 30 days.",
     ),
@@ -211,6 +226,7 @@ DEMO_METRICS = [
         StorageUnit.CENTS,
         False,
         CAL,
+        SUM,
         3_000_00,
         "Payments collected by one collector in the period.",
     ),
@@ -222,6 +238,7 @@ DEMO_METRICS = [
         StorageUnit.RAW,
         True,
         AS_OF,
+        LAST,
         24,
         "Follow-ups assigned to one collector.",
     ),
@@ -248,6 +265,7 @@ def ensure_catalogue() -> dict[str, MetricDefinition]:
                 "storage_unit": metric.storage_unit,
                 "is_snapshot": metric.is_snapshot,
                 "period_definition": metric.period_definition,
+                "aggregation": metric.aggregation,
                 "description": metric.description,
             },
         )

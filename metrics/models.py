@@ -12,6 +12,7 @@ from .constants import (
     METRIC_VALUE_UNIQUE_CONSTRAINT,
     VALUE_DECIMAL_PLACES,
     VALUE_MAX_DIGITS,
+    Aggregation,
     ChangeSource,
     ContextType,
     Operation,
@@ -19,6 +20,7 @@ from .constants import (
     StorageUnit,
     TimeUnit,
     ValueType,
+    default_aggregation,
 )
 
 
@@ -44,6 +46,14 @@ class MetricDefinition(models.Model):
     is_snapshot = models.BooleanField(default=False)
     period_definition = models.CharField(
         max_length=16, choices=PeriodDefinition.choices, default=PeriodDefinition.AS_OF_DATE
+    )
+    # Blank means "derive it": ``save`` fills it from the value type and is_snapshot.
+    aggregation = models.CharField(
+        max_length=7,
+        choices=Aggregation.choices,
+        blank=True,
+        help_text="How day values combine into weeks, months and years. Leave empty for the "
+        "default: last for a snapshot, average for a percentage, ratio or days, else sum.",
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -73,10 +83,23 @@ class MetricDefinition(models.Model):
                 condition=Q(storage_unit=StorageUnit.RAW) | Q(value_type=ValueType.CURRENCY),
                 name="metricdefinition_cents_only_currency",
             ),
+            models.CheckConstraint(
+                condition=Q(aggregation__in=Aggregation.values),
+                name="metricdefinition_aggregation_valid",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.uid
+
+    def save(self, *args, **kwargs):
+        # The derived default applies however a definition is made (service, admin,
+        # fixtures); the check constraint refuses a row left without one.
+        if not self.aggregation:
+            self.aggregation = default_aggregation(
+                value_type=self.value_type, is_snapshot=self.is_snapshot
+            )
+        super().save(*args, **kwargs)
 
 
 class MetricValue(models.Model):

@@ -59,6 +59,7 @@ DEFINITION_IMMUTABLE_FIELDS = (
     "storage_unit",
     "is_snapshot",
     "period_definition",
+    "aggregation",
 )
 DEFINITION_MUTABLE_FIELDS = ("name", "description", "formula", "is_active")
 

@@ -132,3 +132,12 @@ class WindowCountPagination(EnvelopePagination):
         for row in rows:
             del row[self.total_column]
         return rows, total
+
+
+class PageSourcePagination(EnvelopePagination):
+    """``EnvelopePagination`` over an object with ``page(offset, limit) -> (rows, total)``:
+    for reads written as one SQL statement that sorts and counts itself (``COUNT(*) OVER
+    ()``), so a page costs one query."""
+
+    def fetch(self, source, offset: int) -> tuple[list, int]:
+        return source.page(offset, self.per_page)

@@ -382,6 +382,31 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
         writes(200, viewer=400, outsider=400),
         contextual=True,
     ),
+    # Series: values of one entity combined into periods.
+    ("GET", "/api/metrics/series/{context_type}/{entity_uid}"): metrics(
+        lambda w, ct: (
+            f"/api/metrics/series/{ct}/{w.entity(ct).uid}?metric_uid={w.definitions[ct].uid}",
+            None,
+        ),
+        reads(),
+        contextual=True,
+    ),
+    ("GET", "/api/metrics/coverage/{context_type}/{entity_uid}"): metrics(
+        lambda w, ct: (
+            f"/api/metrics/coverage/{ct}/{w.entity(ct).uid}?metric_uid={w.definitions[ct].uid}",
+            None,
+        ),
+        reads(),
+        contextual=True,
+    ),
+    ("GET", "/api/organizations/{uid}/freshness"): metrics(
+        lambda w, ct: (
+            f"/api/organizations/{w.acme.uid}/freshness?metric_uid={w.definitions[ct].uid}",
+            None,
+        ),
+        reads(),
+        contextual=True,
+    ),
     # Organizations.
     ("GET", "/api/organizations"): entities(
         lambda w, ct: ("/api/organizations", None), reads(outsider=200)

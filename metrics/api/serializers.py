@@ -49,6 +49,7 @@ class MetricDefinitionSerializer(serializers.ModelSerializer):
             "storage_unit",
             "is_snapshot",
             "period_definition",
+            "aggregation",
             "is_active",
             "created_at",
             "updated_at",
@@ -92,8 +93,17 @@ class MetricDefinitionCreateSerializer(StrictFieldsMixin, serializers.ModelSeria
             "storage_unit",
             "is_snapshot",
             "period_definition",
+            "aggregation",
             "is_active",
         ]
+        extra_kwargs = {
+            "aggregation": {
+                "help_text": "How day values combine into longer periods in a series. "
+                "Default when not given: `last` if `is_snapshot`, else `average` for "
+                "`percentage`, `ratio` and `days`, else `sum`. Immutable.",
+                "allow_blank": False,
+            }
+        }
 
     def validate_uid(self, value: str) -> str:
         if value in RESERVED_METRIC_UIDS:
@@ -128,6 +138,11 @@ class MetricDefinitionUpdateSerializer(StrictFieldsMixin, serializers.Serializer
     is_snapshot = StrictBooleanField(required=False, help_text="Immutable.")
     period_definition = serializers.ChoiceField(
         choices=MetricDefinition._meta.get_field("period_definition").choices,
+        required=False,
+        help_text="Immutable.",
+    )
+    aggregation = serializers.ChoiceField(
+        choices=MetricDefinition._meta.get_field("aggregation").choices,
         required=False,
         help_text="Immutable.",
     )

@@ -3,6 +3,8 @@ from django.urls import path, re_path
 from exante.api.converters import register as register_converters
 
 from .bulk import MetricValueBulkView
+from .coverage import EntityCoverageView, OrganizationFreshnessView
+from .series import EntitySeriesView
 from .views import (
     EntityMetricValueViewSet,
     MetricDefinitionViewSet,
@@ -53,6 +55,31 @@ urlpatterns = [
         r"^metrics/values/(?P<context_type>[^/]+)/(?P<entity_uid>[^/]+)/?$",
         unknown_context,
         name="metric-value-unknown-context",
+    ),
+    *with_optional_slash(
+        "metrics/series/<context_type:context_type>/<anyuuid:entity_uid>",
+        EntitySeriesView.as_view(),
+        "metric-series-entity",
+    ),
+    re_path(
+        r"^metrics/series/(?P<context_type>[^/]+)/(?P<entity_uid>[^/]+)/?$",
+        unknown_context,
+        name="metric-series-unknown-context",
+    ),
+    *with_optional_slash(
+        "metrics/coverage/<context_type:context_type>/<anyuuid:entity_uid>",
+        EntityCoverageView.as_view(),
+        "metric-coverage-entity",
+    ),
+    re_path(
+        r"^metrics/coverage/(?P<context_type>[^/]+)/(?P<entity_uid>[^/]+)/?$",
+        unknown_context,
+        name="metric-coverage-unknown-context",
+    ),
+    *with_optional_slash(
+        "organizations/<anyuuid:uid>/freshness",
+        OrganizationFreshnessView.as_view(),
+        "organization-freshness",
     ),
     re_path(r"^metrics/?$", definition_list, name="metric-definition-list"),
     re_path(r"^metrics/(?P<uid>[^/]+)/?$", definition_detail, name="metric-definition-detail"),

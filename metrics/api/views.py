@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from http import HTTPStatus
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
@@ -23,7 +22,6 @@ from rest_framework.exceptions import (
     APIException,
     NotFound,
     PermissionDenied,
-    ValidationError,
 )
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -54,6 +52,7 @@ from .changes import (
     if_match,
     request_change,
 )
+from .query import date_range_param, metric_definitions_param
 from .scoping import ENTITY_NOT_FOUND, EntityScopedMixin
 from .serializers import (
     TIMESTAMP_TEXT_ANNOTATIONS,
@@ -340,40 +339,16 @@ class EntityMetricValueViewSet(_MetricValueViewMixin, EntityScopedMixin, viewset
 
     def _metric_ids(self, raw: str | None) -> list[int] | None:
         """``metric_uid=a,b`` → definition ids; unknown or wrong-context uids are a 400."""
-        if raw is None:
-            return None
-        uids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
-        if not uids:
-            raise ValidationError({"metric_uid": ["Give at least one metric uid."]})
-        found = selectors.metric_definitions_by_uid(uids)
-        errors = []
-        if unknown := [uid for uid in uids if uid not in found]:
-            errors.append(f"Unknown metric uid(s): {', '.join(unknown)}.")
-        if foreign := [
-            f"{uid} ({found[uid].context_type})"
-            for uid in uids
-            if uid in found and found[uid].context_type != self.context_type
-        ]:
-            errors.append(
-                f"Metric(s) of another context than {self.context_type}: {', '.join(foreign)}."
-            )
-        if errors:
-            raise ValidationError({"metric_uid": errors})
-        return [found[uid].pk for uid in uids]
+        definitions = metric_definitions_param(raw, context_type=self.context_type)
+        return None if definitions is None else [definition.pk for definition in definitions]
 
     def _date_range(self, params) -> tuple[date, date]:
         """Given dates, or the last 90 days up to today in the organization's timezone."""
-        today = None
-        if "start_date" not in params or "end_date" not in params:
-            zone = ZoneInfo(EntityRef.of(self.context_type, self.entity).default_timezone)
-            today = datetime.now(zone).date()
-        end = params.get("end_date") or today
-        start = params.get("start_date") or today - timedelta(days=DEFAULT_LIST_DAYS)
-        if start > end:
-            raise ValidationError(
-                {"start_date": [f"start_date ({start}) is after end_date ({end})."]}
-            )
-        return start, end
+        return date_range_param(
+            params,
+            self.entity,
+            default_start=lambda *, end, today: today - timedelta(days=DEFAULT_LIST_DAYS),
+        )
 
     def initialize_request(self, request, *args, **kwargs):
         request = super().initialize_request(request, *args, **kwargs)

@@ -735,3 +735,22 @@ def test_a_deleted_values_history_is_reached_from_the_search_by_its_uid(
 def test_search_by_a_live_values_uid_finds_it(superuser_client, march_value):
     response = superuser_client.get(url("metricvalue_changelist"), {"q": str(march_value.uid)})
     assert [row.pk for row in response.context["cl"].result_list] == [march_value.pk]
+
+
+@pytest.mark.parametrize(("given", "expected"), [("", "sum"), ("max", "max")])
+def test_admin_definition_aggregation_is_derived_when_left_empty(analyst_client, given, expected):
+    response = analyst_client.post(
+        url("metricdefinition_add"), definition_payload(aggregation=given)
+    )
+    assert response.status_code == 302, form_errors(response)
+    assert MetricDefinition.objects.get().aggregation == expected
+
+
+def test_admin_definition_aggregation_is_read_only_after_creation(superuser_client, total_ar):
+    response = superuser_client.post(
+        url("metricdefinition_change", total_ar.pk),
+        definition_payload(uid="total_ar", aggregation="sum", name="AR"),
+    )
+    assert response.status_code == 302
+    total_ar.refresh_from_db()
+    assert total_ar.aggregation == "last"

@@ -1,12 +1,12 @@
 """``manage.py export_metric_values``: stream values to CSV or JSON Lines."""
 
 import csv
-from datetime import date, datetime
+from datetime import datetime
 from uuid import UUID
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from entities.models import Organization
 from metrics.constants import ContextType, TimeUnit
@@ -14,6 +14,8 @@ from metrics.ingest.export import export_items, metric_values_for_export, plain_
 from metrics.ingest.items import FIELDS
 from metrics.models import MetricDefinition
 from metrics.selectors import as_of_instant
+
+from ._shared import OperatorCommand, parse_date
 
 HELP = """Export metric values to CSV or JSON Lines, streamed (flat memory at any size).
 
@@ -35,21 +37,8 @@ def _instant(text: str) -> datetime:
         raise CommandError(f"--as-of: {exc}") from None
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a date in the form YYYY-MM-DD.") from None
-
-
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = HELP
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        from argparse import RawDescriptionHelpFormatter
-
-        kwargs["formatter_class"] = RawDescriptionHelpFormatter
-        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -60,8 +49,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--metric-uid", help="Comma-separated metric uids.")
         parser.add_argument("--time-unit", choices=TimeUnit.values)
-        parser.add_argument("--start-date", type=_date, help="YYYY-MM-DD, inclusive.")
-        parser.add_argument("--end-date", type=_date, help="YYYY-MM-DD, inclusive.")
+        parser.add_argument("--start-date", type=parse_date, help="YYYY-MM-DD, inclusive.")
+        parser.add_argument("--end-date", type=parse_date, help="YYYY-MM-DD, inclusive.")
         parser.add_argument("--organization", help="uid of an organization.")
         parser.add_argument("--context-type", choices=ContextType.values)
         parser.add_argument(
