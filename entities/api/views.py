@@ -19,6 +19,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from exante.api.idempotency import WITHHELD_ATTRIBUTE
 from exante.api.permissions import ApiScopePermission, IsUnrestrictedStaff
 from exante.api.schema import error_response
 from exante.api.serializers import EmptyBodySerializer
@@ -737,7 +738,9 @@ _KEY_UID = _uid_parameter("uid", "The API key's uid.")
             "`organization_uid` (which the caller must belong to; staff: any) and only "
             "within `scopes`; omitted or empty means everything the caller's role allows, "
             "and a scope beyond the role is a 400 naming it. `expires_in_days` (1–3650) "
-            "sets an expiry. The response is the only time the key is shown."
+            "sets an expiry. The response is the only time the key is shown: only its hash "
+            "is stored, so a retry with the same `Idempotency-Key` replays this answer with "
+            "`key: null` (the same `uid`; revoke it and create another if the key was lost)."
         ),
         request=ApiKeyCreateSerializer,
         responses={201: ApiKeyCreatedSerializer},
@@ -791,7 +794,10 @@ class ApiKeyViewSet(
         )
         api_key.key = raw  # on this instance only, for the one response that shows it
         body = ApiKeyCreatedSerializer(api_key).data
-        return _created(request, body, f"/api/api-keys/{api_key.uid}")
+        response = _created(request, body, f"/api/api-keys/{api_key.uid}")
+        # Only the key's hash is ever stored, a replayed answer included.
+        setattr(response, WITHHELD_ATTRIBUTE, ("key",))
+        return response
 
     def destroy(self, request, *args, **kwargs):
         services.api_key_revoke(api_key=self.get_object())

@@ -13,6 +13,7 @@ import hashlib
 import re
 from http import HTTPStatus
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
@@ -96,6 +97,23 @@ def fingerprint(request) -> str | None:
         digest.update(b"\n")
     digest.update(body)
     return digest.hexdigest()
+
+
+#: Attribute a view sets on its response to name the fields of ``data`` that are shown
+#: once and never stored (a new API key's secret): the stored answer has them ``null``.
+WITHHELD_ATTRIBUTE = "withheld_from_replay"
+
+
+def stored_body(response) -> bytes:
+    """The body kept for replays: the answer's own bytes, except that fields the view
+    withholds are written as ``null`` (the one place a secret would otherwise be stored)."""
+    withheld = getattr(response, WITHHELD_ATTRIBUTE, ())
+    if not withheld:
+        return response.content
+    envelope = orjson.loads(response.content)
+    for name in withheld:
+        envelope["data"][name] = None
+    return orjson.dumps(envelope)
 
 
 def replay(row) -> HttpResponse:
@@ -188,7 +206,7 @@ class IdempotencyMiddleware:
                 user_uid=user_uid,
                 key=key,
                 status_code=response.status_code,
-                body=response.content,
+                body=stored_body(response),
                 location=response.get("Location", ""),
                 etag=response.get("ETag", ""),
             )
