@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
 from django.http import HttpResponse
+from django.urls import Resolver404, resolve
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -46,7 +47,23 @@ def applies_to(request) -> bool:
         request.method in WRITE_METHODS
         and request.path_info.startswith(API_PREFIX)
         and not request.path_info.startswith(EXEMPT_PREFIX)
+        and _view_takes(request)
     )
+
+
+def _view_takes(request) -> bool:
+    """Whether the view at the path answers the method at all: a method it does not take is
+    its 405 (or the unknown path's 404), whatever the key says."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    method = request.method.lower()
+    actions = getattr(match.func, "actions", None)
+    if actions is not None:
+        return method in actions
+    view_class = getattr(match.func, "cls", None)
+    return view_class is not None and hasattr(view_class, method)
 
 
 def is_storable(response) -> bool:

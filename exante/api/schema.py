@@ -187,6 +187,10 @@ class EnvelopeAutoSchema(AutoSchema):
             parameters = [*parameters, IDEMPOTENCY_KEY_PARAMETER]
         return parameters
 
+    def _takes_query_parameters(self) -> bool:
+        """A query parameter can be malformed: such an operation documents its 400."""
+        return any(parameter.get("in") == "query" for parameter in self._get_parameters())
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if self.method == "DELETE" and "204" in responses:
@@ -199,7 +203,7 @@ class EnvelopeAutoSchema(AutoSchema):
         has_body = self.method in ("POST", "PUT", "PATCH")
         if has_body:
             codes += ["400", "411", "413", "415"]
-        elif self._is_list_view():
+        elif self._is_list_view() or self._takes_query_parameters():
             codes.append("400")
         if self._requires_auth():
             codes += ["401", "403", "429"]

@@ -569,3 +569,12 @@ def test_a_replayed_api_key_create_withholds_the_secret(editor, organization, cl
     assert ApiKey.objects.count() == 1
     [stored] = IdempotencyKey.objects.all()
     assert first.json()["data"]["key"].encode() not in bytes(stored.body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/metrics", "/api/parties", "/api/users"])
+def test_a_method_the_view_does_not_take_is_its_405_whatever_the_key(staff_client, path):
+    response = send(staff_client, "PATCH", path, {"name": "x"}, key="\x01not printable")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert IdempotencyKey.objects.count() == 0
