@@ -329,7 +329,10 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
     key = serializers.CharField(
-        read_only=True, help_text="The key itself. Shown only in this response: store it now."
+        read_only=True,
+        allow_null=True,
+        help_text="The key itself. Shown only in this response: store it now. `null` in an "
+        "answer replayed for a retried `Idempotency-Key` (only the key's hash is stored).",
     )
 
     class Meta(ApiKeySerializer.Meta):
