@@ -51,7 +51,11 @@
     ctx.restore();
   };
 
-  const width = () => Math.max(320, Math.min(target.clientWidth || 900, 1100));
+  // Within the content column and the window, whichever is narrower.
+  const width = () => {
+    const box = target.getBoundingClientRect();
+    return Math.max(320, Math.min(box.width, window.innerWidth - box.left - 40, 1100));
+  };
   const plot = new uPlot(
     {
       width: width(),
@@ -64,7 +68,10 @@
     columns,
     target
   );
-  window.addEventListener("resize", () => plot.setSize({ width: width(), height: 340 }));
+  // The column settles after the sidebar's own script runs; follow it.
+  new ResizeObserver(() => {
+    if (Math.abs(plot.width - width()) > 1) plot.setSize({ width: width(), height: 340 });
+  }).observe(target);
 
   // Choosing a bucket redraws at once.
   document.querySelectorAll("#chart-controls input[name=bucket]").forEach((input) =>
