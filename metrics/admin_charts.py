@@ -29,7 +29,7 @@ from .selectors import entity_get
 from .series import COMPARE_PREVIOUS_YEAR, metric_series, series_range_errors
 
 CHART_URL_NAME = "admin:metrics_metricvalue_chart"
-#: Days shown either side of a value's date when the chart opens at that date.
+#: Days shown after a value's date when the chart opens at that date.
 AT_HALF_SPAN = timedelta(days=182)
 #: The bucket a chart opens with for a value of each time unit.
 TIME_UNIT_DEFAULT_BUCKET = {
@@ -169,10 +169,11 @@ class ChartQueryForm(forms.Form):
 
 
 def chart_range(data: dict, today: date) -> tuple[date, date]:
-    """The dates a chart shows: as asked; else around ``at``; else the year to today."""
+    """The dates a chart shows: as asked; else a year ending half a year after ``at`` (or
+    today, when that is sooner); else the year to today."""
     at = data.get("at")
-    end = data.get("end") or (at + AT_HALF_SPAN if at else today)
-    start = data.get("start") or (at - AT_HALF_SPAN if at else year_before(end))
+    end = data.get("end") or (min(at + AT_HALF_SPAN, max(at, today)) if at else today)
+    start = data.get("start") or year_before(end)
     return start, end
 
 

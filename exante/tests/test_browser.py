@@ -5,11 +5,12 @@ it drew, switches the bucket, and saves screenshots under var/browser/."""
 import json
 import os
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from metrics.demo import DEMO_CORRECTION_DAYS_AGO, DEMO_CORRECTION_REASON
 from metrics.periods import bucket_count
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -132,4 +133,27 @@ def test_chart_page_draws_and_switches_bucket(analyst_page):
     page.wait_for_selector("#chart canvas")
     assert chart_points(page) == bucket_count(start, end, "month")
     print(f"chart screenshot: {shoot(page, 'chart-month')}")
+    assert page.errors == [], page.errors
+
+
+def test_corrected_value_shows_its_history_and_opens_its_chart_at_its_date(analyst_page):
+    page = analyst_page
+    # The demo loads with the server's date (UTC); the correction is that many days back.
+    corrected = datetime.now(UTC).date() - timedelta(days=DEMO_CORRECTION_DAYS_AGO)
+    page.goto("/admin/entities/organization/")
+    page.click("#result_list tbody tr .field-values_link a")
+    page.goto(
+        f"{page.url}&q=total_ar&time_unit__exact=day"
+        f"&metric_date__range__gte={corrected}&metric_date__range__lte={corrected}"
+    )
+    page.click("#result_list tbody tr th a")
+    assert page.text_content(".field-history table").count(DEMO_CORRECTION_REASON) == 1
+    page.locator(".field-history").scroll_into_view_if_needed()
+    shoot(page, "value")
+
+    page.click(".field-chart a.chart-link")
+    page.wait_for_selector("#chart canvas")
+    assert page.locator("#chart-table tr.at td").first.text_content() == corrected.isoformat()
+    assert drawn_pixels(page) > 1000
+    shoot(page, "chart-at")
     assert page.errors == [], page.errors

@@ -136,7 +136,7 @@ def test_value_page_links_to_its_chart_at_its_date(analyst_client, organization,
     chart = analyst_client.get(link)
     data = chart_data(chart)
     assert data["at"] == 1736208000  # 2025-01-07
-    assert len(data["x"]) == 365  # 182 days either side
+    assert len(data["x"]) == 366  # a year ending 182 days after the value's date
     assert '<tr class=" at"><td>2025-01-07</td>' in chart.content.decode()
 
 
