@@ -11,12 +11,11 @@ are printed with the target, and the number of statements that read the values t
 """
 
 import argparse
-import statistics
 import sys
 import time
 from datetime import date, timedelta
 
-from series_bench import setup_django
+from series_bench import measure, setup_django
 
 END = date(2026, 11, 30)
 START = END - timedelta(days=5 * 365)
@@ -85,19 +84,6 @@ def load():
         flush=True,
     )
     return user, org
-
-
-def measure(client, url: str, runs: int) -> tuple[float, float]:
-    for _ in range(3):
-        response = client.get(url)
-        assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        client.get(url)
-        timings.append((time.perf_counter() - started) * 1000)
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
 
 
 def main() -> int:
