@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' '
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev migrate demo run test lint format check bench clean
+.PHONY: install install-dev migrate demo run test lint format check bench clean vendor-charts
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ check: install
 	  ALLOWED_HOSTS=metrics.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
+
+# Refreshes the vendored chart library (uPlot, pinned in the script) from the npm registry.
+vendor-charts:
+	bash .ci/vendor-charts
 
 clean:
 	rm -rf $(VENV) var

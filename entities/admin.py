@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from exante.admin_forms import DomainErrorAdminMixin, ServiceModelForm
 from exante.errors import DomainError
+from metrics.admin_charts import entity_chart_links, organization_freshness_table
 from metrics.models import MetricValue
 
 from .models import ApiKey, Invitation, InvitationStatus, Membership, Organization, Party, User
@@ -36,7 +37,14 @@ from .services import (
 
 
 class ProtectValuesMixin:
-    """For the admin of an entity that metric values point at by ``uid``."""
+    """For the admin of an entity that metric values point at by ``uid``; the admin names
+    the ``context_type`` its entity's values carry."""
+
+    context_type: str
+
+    @admin.display(description="charts")
+    def charts(self, obj) -> str:
+        return entity_chart_links(self.context_type, obj.uid)
 
     @admin.display(description="metric values")
     def values_link(self, obj) -> str:
@@ -128,12 +136,20 @@ class OrganizationForm(ServiceModelForm):
 @admin.register(Organization)
 class OrganizationAdmin(EntityAdmin):
     form = OrganizationForm
+    context_type = "ORGANIZATION"
     list_display = ("name", "uid", "timezone", "is_active", "parties_link", "values_link")
     list_filter = ("is_active",)
     search_fields = ("name", "=uid")
-    readonly_fields = ("uid", "created_at", "updated_at")
-    fields = ("name", "timezone", "is_active", "uid", "created_at", "updated_at")
+    readonly_fields = ("uid", "created_at", "updated_at", "charts", "freshness")
     inlines = (MembershipOfOrganizationInline,)
+
+    def get_fields(self, request, obj=None):
+        fields = ("name", "timezone", "is_active", "uid", "created_at", "updated_at")
+        return fields if obj is None else (*fields, "charts", "freshness")
+
+    @admin.display(description="freshness (stale first)")
+    def freshness(self, obj: Organization) -> str:
+        return organization_freshness_table(obj)
 
     @admin.display(description="parties")
     def parties_link(self, obj: Organization) -> str:
@@ -163,17 +179,21 @@ class PartyForm(ServiceModelForm):
 @admin.register(Party)
 class PartyAdmin(EntityAdmin):
     form = PartyForm
+    context_type = "PARTY"
     list_display = ("name", "organization", "external_ref", "uid", "is_active", "values_link")
     list_select_related = ("organization",)
     list_filter = ("is_active",)
     search_fields = ("name", "external_ref", "=uid")
     autocomplete_fields = ("organization",)
-    fields = ("organization", "name", "external_ref", "is_active", "uid", "created_at")
+
+    def get_fields(self, request, obj=None):
+        fields = ("organization", "name", "external_ref", "is_active", "uid", "created_at")
+        return fields if obj is None else (*fields, "charts")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ("uid", "created_at")
-        return ("organization", "uid", "created_at")
+        return ("organization", "uid", "created_at", "charts")
 
     def save_model(self, request, obj, form, change):
         """Nothing left to do: PartyForm wrote through the services."""
@@ -213,13 +233,14 @@ class UserEditForm(_EmailCleaningMixin, UserChangeForm):
 class UserAdmin(ProtectValuesMixin, DomainErrorAdminMixin, DjangoUserAdmin):
     form = UserEditForm
     add_form = UserAddForm
+    context_type = "USER"
     list_display = ("email", "first_name", "last_name", "is_staff", "is_active", "uid")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("email", "first_name", "last_name", "=uid")
     ordering = ("email",)
-    readonly_fields = ("uid", "last_login", "date_joined", "values_link")
+    readonly_fields = ("uid", "last_login", "date_joined", "values_link", "charts")
     fieldsets = (
-        (None, {"fields": ("email", "password", "uid", "values_link")}),
+        (None, {"fields": ("email", "password", "uid", "values_link", "charts")}),
         ("Personal info", {"fields": ("first_name", "last_name", "timezone")}),
         (
             "Permissions",

@@ -11,7 +11,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from itertools import islice
 from uuid import UUID
 
@@ -32,9 +31,10 @@ from entities.models import Organization, Party, User
 from exante.admin_forms import DomainErrorAdminMixin
 from exante.admin_paginator import LargeTablePaginator
 
-from .admin_forms import MetricDefinitionForm, MetricValueForm, plain_number
+from .admin_charts import chart_url, chart_view, value_chart_link
+from .admin_forms import MetricDefinitionForm, MetricValueForm, format_value, plain_number
 from .changes import change_context
-from .constants import CHANGE_REASON_MAX_LENGTH, ChangeSource, ContextType, StorageUnit, ValueType
+from .constants import CHANGE_REASON_MAX_LENGTH, ChangeSource, ContextType
 from .exceptions import MetricInUse
 from .models import MetricDefinition, MetricValue, MetricValueHistory
 from .services import (
@@ -50,25 +50,6 @@ admin.site.index_title = "Metrics and entities"
 
 
 # --- Display helpers ------------------------------------------------------------------------
-
-
-def format_value(value: Decimal | None, definition: MetricDefinition) -> str:
-    """A stored value as an analyst reads it: cents as currency units, percentages with %."""
-    if value is None:
-        return "—"
-    if definition.storage_unit == StorageUnit.CENTS:
-        return f"{value / 100:,.2f}"
-    value_type = definition.value_type
-    if value_type == ValueType.CURRENCY:
-        cents = value.quantize(Decimal("0.01"))
-        return f"{cents:,.2f}" if cents == value else plain_number(value, grouping=True)
-    if value_type == ValueType.PERCENTAGE:
-        return f"{plain_number(value)}%"
-    if value_type == ValueType.DAYS:
-        return f"{plain_number(value)} {'day' if value == 1 else 'days'}"
-    if value_type == ValueType.COUNT:
-        return plain_number(value, grouping=True)
-    return plain_number(value)
 
 
 @dataclass(frozen=True)
@@ -395,12 +376,42 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
                 name="metrics_metricvalue_export",
             ),
             path(
+                "chart/<str:context_type>/<uuid:entity_uid>/<str:metric_uid>/",
+                self.admin_site.admin_view(self.chart_view),
+                name="metrics_metricvalue_chart",
+            ),
+            path(
                 "value-history/<uuid:value_uid>/",
                 self.admin_site.admin_view(self.value_history_view),
                 name="metrics_metricvalue_value_history",
             ),
             *super().get_urls(),
         ]
+
+    def chart_view(self, request, context_type: str, entity_uid: UUID, metric_uid: str):
+        return chart_view(self, request, context_type, entity_uid, metric_uid)
+
+    def changelist_view(self, request, extra_context=None):
+        # Filtered to one entity and one metric, the list links to that series' chart.
+        extra_context = {**(extra_context or {}), "chart_url": self._chart_url_of(request)}
+        return super().changelist_view(request, extra_context)
+
+    def _chart_url_of(self, request) -> str | None:
+        try:
+            entity_uid = UUID(request.GET.get(EntityFilter.parameter_name, ""))
+            metric_id = int(request.GET.get("metric__id__exact", ""))
+        except ValueError:
+            return None
+        definition = MetricDefinition.objects.filter(pk=metric_id).first()
+        if definition is None:
+            return None
+        return chart_url(
+            context_type=definition.context_type, entity_uid=entity_uid, metric_uid=definition.uid
+        )
+
+    @admin.display(description="chart")
+    def chart(self, obj: MetricValue):
+        return value_chart_link(obj)
 
     def export_view(self, request):
         """The current changelist (same filters and search) as a streamed CSV."""
@@ -494,7 +505,7 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
                     )
                 },
             ),
-            ("History", {"fields": ("history",)}),
+            ("History", {"fields": ("history", "chart")}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -511,6 +522,7 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
             "created_at",
             "updated_at",
             "history",
+            "chart",
         )
 
     def save_model(self, request, obj, form, change):

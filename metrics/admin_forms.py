@@ -14,6 +14,7 @@ from .constants import (
     RESERVED_METRIC_UIDS,
     ContextType,
     StorageUnit,
+    ValueType,
 )
 from .models import MetricDefinition, MetricValue
 from .selectors import entity_get
@@ -34,6 +35,25 @@ def plain_number(value: Decimal, *, grouping: bool = False) -> str:
     if normal == 0:
         normal = Decimal(0)  # no "-0" or "0E-6"
     return format(normal, ",f" if grouping else "f")
+
+
+def format_value(value: Decimal | None, definition: MetricDefinition) -> str:
+    """A stored value as an analyst reads it: cents as currency units, percentages with %."""
+    if value is None:
+        return "—"
+    if definition.storage_unit == StorageUnit.CENTS:
+        return f"{value / 100:,.2f}"
+    value_type = definition.value_type
+    if value_type == ValueType.CURRENCY:
+        cents = value.quantize(Decimal("0.01"))
+        return f"{cents:,.2f}" if cents == value else plain_number(value, grouping=True)
+    if value_type == ValueType.PERCENTAGE:
+        return f"{plain_number(value)}%"
+    if value_type == ValueType.DAYS:
+        return f"{plain_number(value)} {'day' if value == 1 else 'days'}"
+    if value_type == ValueType.COUNT:
+        return plain_number(value, grouping=True)
+    return plain_number(value)
 
 
 class MetricValueForm(ServiceModelForm):

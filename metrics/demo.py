@@ -15,10 +15,29 @@ from django.db import transaction
 
 from entities.models import Membership, Organization, Party, Role, User
 
-from .constants import Aggregation, ContextType, PeriodDefinition, StorageUnit, TimeUnit, ValueType
+from .changes import change_context
+from .constants import (
+    Aggregation,
+    ChangeSource,
+    ContextType,
+    PeriodDefinition,
+    StorageUnit,
+    TimeUnit,
+    ValueType,
+)
 from .ingest.importer import Importer
 from .ingest.items import OnConflict
 from .models import MetricDefinition, MetricValue
+from .services import metric_value_update
+
+#: Days back from today that the organizations' own feeds missed: a week-long gap the
+#: admin's charts show (in a freshly loaded database; later loads fill only new days).
+DEMO_GAP_DAYS_AGO = range(45, 52)
+#: Days back from today of the demo organization's ``total_ar`` that an analyst corrected,
+#: so the value's page has a history.
+DEMO_CORRECTION_DAYS_AGO = 20
+DEMO_CORRECTION = Decimal(1_250_000)  # 12,500.00 in cents
+DEMO_CORRECTION_REASON = "Demo: corrected after the bank statement arrived"
 
 DEMO_DOMAIN = "demo.exante.test"
 
@@ -327,9 +346,11 @@ def generate_values(
     daily figure for snapshots, the month's sum for flows) for every entity/metric pair,
     as bulk items (the import columns).
 
-    ``entities`` holds (context_type, uid, timezone) tuples.
+    ``entities`` holds (context_type, uid, timezone) tuples. Organizations have no day
+    values for ``DEMO_GAP_DAYS_AGO`` (their month values still count every day).
     """
     start = today - timedelta(days=days - 1)
+    gap = {today - timedelta(days=ago) for ago in DEMO_GAP_DAYS_AGO}
     for context_type, entity_uid, timezone in entities:
         rng = random.Random(f"{seed}-{entity_uid}")
         scale = 0.5 + rng.random()
@@ -341,6 +362,8 @@ def generate_values(
             for offset, value in enumerate(series):
                 day = start + timedelta(days=offset)
                 monthly.setdefault(day.replace(day=1), []).append(value)
+                if context_type == ORG and day in gap:
+                    continue
                 yield {
                     "context_type": context_type,
                     "entity_uid": entity_uid,
@@ -406,6 +429,21 @@ def ensure_parties(organization: Organization, count: int) -> list[Party]:
     return [by_ref[ref] for ref in refs]
 
 
+def ensure_correction(organization: Organization, analyst: User, day: date) -> None:
+    """One corrected value with a history, made once: a value already changed (version
+    above 1) is left alone."""
+    value = MetricValue.objects.filter(
+        entity_uid=organization.uid,
+        metric__uid="total_ar",
+        time_unit=TimeUnit.DAY,
+        metric_date=day,
+    ).first()
+    if value is None or value.version > 1:
+        return
+    with change_context(source=ChangeSource.ADMIN, user=analyst, reason=DEMO_CORRECTION_REASON):
+        metric_value_update(instance=value, value=value.value + DEMO_CORRECTION)
+
+
 @transaction.atomic
 def seed_demo(*, organizations: int = 1, parties: int = 5, days: int = 365, today: date) -> dict:
     """Load the demo catalogue, entities and histories; safe to run any number of times."""
@@ -429,6 +467,8 @@ def seed_demo(*, organizations: int = 1, parties: int = 5, days: int = 365, toda
         if not user.is_staff:
             entities.append((U, user.uid, user.timezone))
     offered = load_values(generate_values(entities=entities, days=days, today=today))
+    analyst = next(user for user in users if user.email == f"analyst@{DEMO_DOMAIN}")
+    ensure_correction(demo_org, analyst, today - timedelta(days=DEMO_CORRECTION_DAYS_AGO))
     return {
         "organizations": len(orgs),
         "entities": len(entities),

@@ -172,6 +172,14 @@ def test_admin_pages_load_nothing_from_another_host(crawl):
     crawl.check_page(
         "/admin/metrics/metricvalue/?time_unit__exact=day&metric_date__range__gte=2026-01-01"
     )
+    organization = re.search(
+        r'href="(/admin/entities/organization/\d+/change/)"',
+        crawl.get("/admin/entities/organization/"),
+    ).group(1)
+    charts = re.findall(r'href="(/admin/metrics/metricvalue/chart/[^"]+)"', crawl.get(organization))
+    assert charts
+    chart = crawl.check_page(charts[0].replace("&amp;", "&") + "?previous_year=on")
 
     assert crawl.problems == []
     assert any(url.endswith("/admin/css/base.css") for url in crawl.checked)
+    assert any(url.endswith("/vendor/uplot/uPlot.iife.min.js") for url in chart.urls)
