@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' '
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev migrate demo run test lint format check bench clean
+.PHONY: install install-dev migrate demo run test lint format check bench clean pgbouncer-check replica-check
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ check: install
 	  ALLOWED_HOSTS=metrics.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
+
+# The service through PgBouncer (transaction pooling) and on a streaming replica; each
+# needs PostgreSQL on 127.0.0.1:5432 and starts, then stops, what else it needs (docs/scale.md).
+pgbouncer-check: install-dev
+	bash bench/pgbouncer_check.sh
+
+replica-check: install-dev
+	bash bench/replica_check.sh
 
 clean:
 	rm -rf $(VENV) var
