@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -74,6 +75,7 @@ class ReadState:
     replica_allowed: bool
     user_pinned: Callable[[Any], bool]
     request: Any = None
+    used_replica: bool = False
     _pinned: dict[Any, bool] = field(default_factory=dict)
 
     def principal(self) -> Any:
@@ -109,7 +111,10 @@ def choose_read_alias(model_label: str, state: ReadState | None, replica_ok: Cal
     user = state.principal()
     if user is None or state.pinned(user):
         return DEFAULT_DB_ALIAS
-    return REPLICA_DB_ALIAS if replica_ok() else DEFAULT_DB_ALIAS
+    if not replica_ok():
+        return DEFAULT_DB_ALIAS
+    state.used_replica = True
+    return REPLICA_DB_ALIAS
 
 
 def replica_state(connection=None) -> str:
@@ -149,6 +154,11 @@ class ReplicaHealth:
             self.state = self.check()
             self.checked_at = now
         return self.state == REPLICA_OK
+
+    def mark_unreachable(self) -> None:
+        """A read on the replica failed: use the primary until the next check."""
+        self.state = REPLICA_UNREACHABLE
+        self.checked_at = self.clock()
 
 
 replica_health = ReplicaHealth()
@@ -196,7 +206,10 @@ class ReplicaRouter:
 
 
 class ReadReplicaMiddleware:
-    """Open the request's read state; after a request that writes, pin its user."""
+    """Open the request's read state; after a request that writes, pin its user. A safe
+    request that met an unavailable database on the replica (503) runs again on the
+    primary, and the replica is left alone until its next check: a replica that stops
+    between two checks costs no request."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -205,18 +218,21 @@ class ReadReplicaMiddleware:
         if not replica_configured():
             return self.get_response(request)
         writes = request.method not in SAFE_METHODS
-        state = ReadState(
-            replica_allowed=not writes and not request.path_info.startswith(ADMIN_PREFIX),
-            user_pinned=user_pinned,
-            request=request,
-        )
-        token = _state.set(state)
-        try:
-            response = self.get_response(request)
-        finally:
-            _state.reset(token)
+        allowed = not writes and not request.path_info.startswith(ADMIN_PREFIX)
+        state, response = self._respond(request, allowed)
+        if state.used_replica and response.status_code == HTTPStatus.SERVICE_UNAVAILABLE:
+            replica_health.mark_unreachable()
+            state, response = self._respond(request, False)
         if writes:
             key = user_key(state.principal())
             if key is not None:
                 pin_user(key)
         return response
+
+    def _respond(self, request, replica_allowed: bool):
+        state = ReadState(replica_allowed=replica_allowed, user_pinned=user_pinned, request=request)
+        token = _state.set(state)
+        try:
+            return state, self.get_response(request)
+        finally:
+            _state.reset(token)

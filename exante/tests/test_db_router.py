@@ -220,6 +220,23 @@ def test_with_the_replica_unreachable_reads_fall_back_to_the_primary(
     assert db_router.replica_health.state == REPLICA_UNREACHABLE
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_replica_gone_since_its_last_check_costs_no_request(
+    postgres_only, replica_alias, viewer_client, organization, monkeypatch
+):
+    replica_alias(unreachable_settings())
+    # The last check found the replica well; it stopped since (a refused connection is an
+    # unavailable database, a 503, on PostgreSQL).
+    health = ReplicaHealth(check=always(REPLICA_OK), clock=Clock())
+    monkeypatch.setattr(db_router, "replica_health", health)
+    response = viewer_client.get(f"/api/metrics/values/ORGANIZATION/{organization.uid}")
+    assert response.status_code == 200
+    assert response.json()["data"]["items"] == []
+    assert health.state == REPLICA_UNREACHABLE
+    assert health.usable() is False
+
+
 @pytest.mark.django_db
 def test_readyz_reports_an_unreachable_replica_without_failing(replica_alias, anon_client):
     replica_alias(unreachable_settings())
