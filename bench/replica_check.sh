@@ -10,7 +10,9 @@
 #    once (and read it by uid): it is there every time.
 # 3. Reads of a user with no recent write reach the standby: its pg_stat_database counters
 #    (xact_commit, tup_returned) for the database grow by at least one transaction a read.
-# 4. The standby stops: reads fall back to the primary (every answer 200) and /readyz says
+# 4. The standby pauses its replay: a write it has not replayed is listed (from the primary)
+#    once the replica is REPLICA_MAX_LAG_SECONDS behind, and /readyz says "lagging".
+# 5. The standby stops: reads fall back to the primary (every answer 200) and /readyz says
 #    "replica": "unreachable" with a 200.
 # Stops everything it started, by pid, and removes the standby's directory.
 set -u
@@ -74,7 +76,8 @@ as_postgres "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/standby.log" -w start >/dev/
 echo "standby in recovery, streaming: $(psql -h 127.0.0.1 -U postgres -tAc "select state from pg_stat_replication limit 1")"
 
 export DATABASE_REPLICA_URL=postgres://postgres@127.0.0.1:$rport/$db
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0} REPLICA_PIN_SECONDS=2 REPLICA_CHECK_SECONDS=1
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0} REPLICA_PIN_SECONDS=2 REPLICA_CHECK_SECONDS=1 \
+  REPLICA_MAX_LAG_SECONDS=3
 APP_ERROR_LOG=$dir/gunicorn.log app_start "$aport" 2 || fail "gunicorn"
 app_login || fail "set-up through the API"
 
@@ -132,8 +135,22 @@ echo "standby pg_stat_database (xact_commit|tup_returned): before $before, after
 grown=$(( ${after%%|*} - ${before%%|*} ))
 [ "$grown" -ge "$reads" ] || fail "the standby ran $grown transactions for $reads reads"
 
-echo "--- the standby stops: reads fall back to the primary"
+echo "--- the standby pauses its replay: a lagging replica is not used"
 APP_ERROR_LOG=$dir/gunicorn.log app_start "$aport" 2 || fail "gunicorn"
+psql -h 127.0.0.1 -p "$rport" -U postgres -qtAc "select pg_wal_replay_pause()" >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d '{"metric_uid":"scale","metric_date":"1999-12-31","value":1}' "$VALUES_URL")
+[ "$code" = 201 ] || fail "a create answered $code"
+sleep 6  # past the pin, and past REPLICA_MAX_LAG_SECONDS behind
+listed=$(curl -s -H "Authorization: Bearer $TOKEN" "$VALUES_URL?start_date=1999-12-31&end_date=1999-12-31" \
+  | python3 -c 'import sys,json; print(len(json.load(sys.stdin)["data"]["items"]))')
+ready=$(curl -s "$BASE_URL/readyz")
+echo "a write the paused standby has not replayed, listed after its pin: $listed item(s); /readyz: $ready"
+[ "$listed" = 1 ] || fail "the list missed the write"
+echo "$ready" | grep -q '"replica": "lagging"' || fail "/readyz does not report the lag"
+psql -h 127.0.0.1 -p "$rport" -U postgres -qtAc "select pg_wal_replay_resume()" >/dev/null
+
+echo "--- the standby stops: reads fall back to the primary"
 curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" "$VALUES_URL" || fail "a list before the stop"
 as_postgres "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || fail "stopping the standby"
 bad=0

@@ -55,13 +55,17 @@ REPLICA_OK = "ok"
 REPLICA_LAGGING = "lagging"
 REPLICA_UNREACHABLE = "unreachable"
 
-# On a standby: seconds behind the primary, 0 when it has replayed all it received (an idle
-# primary sends nothing, so the last replay's age alone would read as lag). On a primary:
-# NULL, which counts as no lag.
-_LAG_SQL = (
-    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
-)
+# Seconds a standby is behind: 0 when it has replayed all it received (an idle primary sends
+# nothing, so the last replay's age alone would read as lag); NULL, unknown and so too far
+# behind, when it streams from no primary. A primary is 0 behind itself.
+_LAG_SQL = """
+    SELECT CASE
+      WHEN NOT pg_is_in_recovery() THEN 0
+      WHEN NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN NULL
+      WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+      ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())
+    END
+"""
 
 
 def replica_configured() -> bool:
@@ -128,13 +132,13 @@ def replica_state(connection=None) -> str:
                 lag = cursor.fetchone()[0]
             else:
                 cursor.execute("SELECT 1")
-                lag = None
+                lag = 0
     except Exception:
         # Whatever the driver raised, the replica cannot serve this read.
         with suppress(Exception):
             conn.close()
         return REPLICA_UNREACHABLE
-    if lag is not None and float(lag) > settings.REPLICA_MAX_LAG_SECONDS:
+    if lag is None or float(lag) > settings.REPLICA_MAX_LAG_SECONDS:
         return REPLICA_LAGGING
     return REPLICA_OK
 
