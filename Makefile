@@ -14,7 +14,8 @@ STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' '
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev migrate demo run test lint format check bench clean vendor-charts
+.PHONY: install install-dev migrate demo run test lint format check bench clean vendor-charts \
+	pgbouncer-check replica-check
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +72,14 @@ check: install
 # Refreshes the vendored chart library (uPlot, pinned in the script) from the npm registry.
 vendor-charts:
 	bash .ci/vendor-charts
+
+# The service through PgBouncer (transaction pooling) and on a streaming replica; each
+# needs PostgreSQL on 127.0.0.1:5432 and starts, then stops, what else it needs (docs/scale.md).
+pgbouncer-check: install-dev
+	bash bench/pgbouncer_check.sh
+
+replica-check: install-dev
+	bash bench/replica_check.sh
 
 clean:
 	rm -rf $(VENV) var

@@ -4,6 +4,8 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from exante.db_router import replica_configured, replica_state
+
 from .responses import require_get, service_unavailable_response
 
 
@@ -17,7 +19,9 @@ def healthz(request) -> HttpResponse:
 @never_cache
 @require_get
 def readyz(request) -> HttpResponse:
-    """The database answers a query; 503 with the envelope when it does not."""
+    """The database answers a query; 503 with the envelope when it does not. A configured
+    replica's state (ok, lagging, unreachable) is reported but never fails the probe: reads
+    fall back to the primary without it."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -27,6 +31,7 @@ def readyz(request) -> HttpResponse:
         # connection so the next probe reconnects.
         connection.close_if_unusable_or_obsolete()
         return service_unavailable_response()
-    return JsonResponse(
-        {"status": "success", "status_code": 200, "message": "ready", "data": {"database": "ok"}}
-    )
+    data = {"database": "ok"}
+    if replica_configured():
+        data["replica"] = replica_state()
+    return JsonResponse({"status": "success", "status_code": 200, "message": "ready", "data": data})

@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Whether a request's reads may go to the replica; pins the user of a write after it.
+    "exante.db_router.ReadReplicaMiddleware",
     # Innermost: a keyed write's view runs inside the transaction that stores its answer.
     "exante.api.idempotency.IdempotencyMiddleware",
 ]
@@ -127,20 +129,29 @@ DATABASES = {
         conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
+# PgBouncer in transaction pooling mode between the app and PostgreSQL (docs/scale.md):
+# consecutive transactions of one connection may run on different server sessions.
+DB_PGBOUNCER = env_bool("DB_PGBOUNCER", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Bounded waits: a database that stops answering turns into a 503, not a hung worker.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5),
-            "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}"
+        {"connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5)}
+    )
+    if DB_PGBOUNCER:
+        # PgBouncer refuses the ``options`` startup parameter (the timeouts then belong on
+        # the role: ALTER ROLE … SET statement_timeout), and a prepared statement lives in
+        # one server session, which the next transaction may not get.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+    else:
+        DATABASES["default"]["OPTIONS"]["options"] = (
+            f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}"
             # A request queued behind a migration's table lock gives up (503) instead of
             # holding a worker; 0 (the default) waits up to the statement timeout.
-            + f" -c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 0)}",
-        }
-    )
+            + f" -c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 0)}"
+        )
     # Behind PgBouncer in transaction mode a named cursor cannot outlive its transaction.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
-        "DB_DISABLE_SERVER_SIDE_CURSORS", False
+        "DB_DISABLE_SERVER_SIDE_CURSORS", DB_PGBOUNCER
     )
     # Optional in-process pool (psycopg_pool), for threaded workers (GUNICORN_WORKER_CLASS=
     # gthread): a sync worker serves one request at a time and needs one connection. Django
@@ -168,6 +179,28 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"].setdefault("TEST", {})
 if os.environ.get("EXANTE_TEST_DB_NAME"):
     DATABASES["default"]["TEST"]["NAME"] = os.environ["EXANTE_TEST_DB_NAME"]
+
+# A streaming read replica (docs/scale.md): safe reads go there, unless the request writes,
+# its user wrote within REPLICA_PIN_SECONDS, or the replica is down or further behind than
+# REPLICA_MAX_LAG_SECONDS (checked at most every REPLICA_CHECK_SECONDS per worker). Writes,
+# the admin and management commands always use the primary.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **DATABASES["default"],
+        **dj_database_url.parse(
+            DATABASE_REPLICA_URL,
+            conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+            conn_health_checks=DATABASES["default"]["CONN_HEALTH_CHECKS"],
+        ),
+        "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+        # Tests read the replica alias from the test database itself.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["exante.db_router.ReplicaRouter"]
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 10)
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 5)
+REPLICA_CHECK_SECONDS = env_int("REPLICA_CHECK_SECONDS", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "entities.User"
