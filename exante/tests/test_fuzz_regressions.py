@@ -1,4 +1,4 @@
-"""Regressions found by the schema-driven fuzzer (.ci/fuzz), one test per finding."""
+"""Inputs generated from the schema that once got a wrong answer, one test per case."""
 
 import json
 
