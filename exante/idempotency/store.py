@@ -11,7 +11,6 @@ sit idle in its transaction before the database ends it and frees the key. SQLit
 writing transaction at a time, so there a racing request waits and then finds the answer.
 """
 
-import functools
 import hashlib
 import uuid
 from datetime import timedelta
@@ -51,7 +50,6 @@ def lock_id(user_uid: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-@functools.cache
 def _claim_sql(vendor: str) -> str:
     connection = connections[router.db_for_write(IdempotencyKey)]
     quote = connection.ops.quote_name
@@ -133,9 +131,8 @@ def complete(
         )
 
 
-@functools.cache
 def _complete_sql(vendor: str) -> str:
-    """The answer's UPDATE, written once: this runs on every keyed write."""
+    """The answer's UPDATE."""
     quote = _connection().ops.quote_name
     assignments = ", ".join(
         f"{quote(column)} = %s" for column in ("status_code", "body", "location", "etag")
