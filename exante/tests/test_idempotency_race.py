@@ -2,10 +2,7 @@
 separate connections against a live server, one create runs and every other request is
 told it is in progress (or, once it has finished, gets its answer replayed)."""
 
-import http.client
 import json
-import threading
-from urllib.parse import urlsplit
 
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
@@ -14,20 +11,9 @@ from entities.models import Membership, Organization, Role, User
 from exante.idempotency.models import IdempotencyKey
 from metrics.models import MetricDefinition, MetricValue
 
+from .live_race import fire_together
+
 CONCURRENT_REQUESTS = 16
-
-
-def post(base_url: str, path: str, headers: dict, payload: dict, barrier):
-    parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        connection.connect()  # the TCP connection is open before the barrier lets all go
-        barrier.wait()
-        connection.request("POST", path, body=json.dumps(payload), headers=headers)
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 @pytest.mark.postgres
@@ -45,28 +31,10 @@ def test_concurrent_identical_keyed_creates_run_once(postgres_only, live_server)
     path = f"/api/metrics/values/ORGANIZATION/{organization.uid}"
     payload = {"metric_uid": "race_metric", "metric_date": "2026-03-15", "value": 1}
 
-    barrier = threading.Barrier(CONCURRENT_REQUESTS)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def worker():
-        try:
-            outcome = post(live_server.url, path, headers, payload, barrier)
-        except BaseException as exc:  # reported below; a thread must not die silently
-            with lock:
-                errors.append(exc)
-            return
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=worker) for _ in range(CONCURRENT_REQUESTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
-    assert len(results) == CONCURRENT_REQUESTS
+    results = fire_together(
+        live_server.url,
+        [{"path": path, "headers": headers, "body": payload}] * CONCURRENT_REQUESTS,
+    )
     stored = MetricValue.objects.get()
     ran = [
         body
