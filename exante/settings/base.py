@@ -85,11 +85,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "exante.api.middleware.DatabaseUnavailableMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, Django's authentication and messages serve the admin only; /api/ requests
+    # pass them by (exante/site_middleware.py).
+    "exante.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "exante.site_middleware.AuthenticationMiddleware",
+    "exante.site_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Whether a request's reads may go to the replica; pins the user of a write after it.
     "exante.db_router.ReadReplicaMiddleware",
