@@ -126,7 +126,7 @@ def use_database(name: str) -> None:
 # --- Data ------------------------------------------------------------------------------------
 
 
-def ensure_definitions() -> dict[str, object]:
+def create_definitions() -> dict[str, object]:
     from metrics.models import MetricDefinition
 
     definitions = {}
@@ -583,7 +583,7 @@ def run(args, sizes, databases) -> bool:
 
     today = datetime.now(UTC).date()
     user = User.objects.create_user(EDITOR_EMAIL, "bench-password-1")
-    definitions = ensure_definitions()
+    definitions = create_definitions()
     (measured,) = make_organizations(["Scale Measured"], PARTIES_PER_ORG, user)
     (writer,) = make_organizations(["Scale Writes"], PARTIES_PER_ORG, user)
     import_orgs = make_organizations(
