@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-de
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev migrate demo run test lint format check bench clean vendor-charts \
-	pgbouncer-check replica-check
+	pgbouncer-check replica-check scale-bench
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,12 @@ pgbouncer-check: install-dev
 
 replica-check: install-dev
 	bash bench/replica_check.sh
+
+# The cost of the entity-scoped requests on 1,000,000 and on 10,000,000 values (docs/scale.md);
+# needs PostgreSQL on 127.0.0.1:5432, makes and drops its own databases, waits for the shared
+# benchmark lock; about 6 minutes.
+scale-bench: install
+	flock /tmp/exante-bench.lock $(BIN)/python bench/scale_bench.py
 
 clean:
 	rm -rf $(VENV) var
