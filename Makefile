@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | cksum | cut -d' '
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev migrate demo run test lint format check bench clean vendor-charts \
+.PHONY: install install-dev migrate demo run test lint format check clean vendor-charts \
 	pgbouncer-check replica-check scale-bench
 
 $(STAMP): requirements.txt
