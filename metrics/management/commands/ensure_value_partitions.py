@@ -19,7 +19,8 @@ HELP = f"""Create the partitions of the coming years of the values and history t
 Every year up to the current one plus N (default {YEARS_AHEAD}) gets a partition of its
 own. Dates after the prepared years are kept in the open-ended partition <table>_future;
 its rows of the new years move into their partitions, in one transaction per table that
-waits at most 10 seconds for the table's lock (a failed run changes nothing: run it again).
+waits at most 10 seconds for the table's lock (a table whose transaction fails is left as
+it was: run the command again).
 A re-run is a no-op. Run it from cron, monthly or at least once a year before January.
 """
 
