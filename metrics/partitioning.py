@@ -176,9 +176,10 @@ def partition_table(
     2. the rows are copied in batches in key order, one transaction each; a batch first
        locks its rows (``FOR SHARE``), so a concurrent change of one of them waits for the
        copy and its mirror then finds the copied row;
-    3. one short transaction blocks writes, copies what the last batch missed, checks that
-       both tables hold as many rows, then drops the plain table and gives the partitioned
-       one its name, constraint and index names and triggers.
+    3. both tables are counted in one statement (one snapshot): they must hold as many rows;
+    4. one short transaction blocks writes, copies what the last batch missed, drops the
+       plain table and gives the partitioned one its name, constraint and index names and
+       triggers.
 
     A run that stopped half way leaves the table being built (``<table>_partitioned``) and
     the mirror trigger; the next run drops both and starts again.
@@ -241,6 +242,13 @@ def partition_table(
             if report is not None:
                 report(copied)
 
+        # One statement sees both tables in one snapshot, and the mirror writes both in
+        # the writer's transaction: the counts agree without blocking anyone.
+        cursor.execute(f"SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM {building})")
+        plain, partitioned = cursor.fetchone()
+        if plain != partitioned:
+            raise RuntimeError(f"{table}: {plain} rows, {partitioned} copied; nothing was swapped")
+
         with transaction.atomic(using=connection.alias):
             cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
             after, params = _key_after(key, last)
@@ -249,14 +257,6 @@ def partition_table(
                 f"WHERE {after} ON CONFLICT DO NOTHING",
                 params,
             )
-            cursor.execute(
-                f"SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM {building})"
-            )
-            plain, partitioned = cursor.fetchone()
-            if plain != partitioned:
-                raise RuntimeError(
-                    f"{table}: {plain} rows, {partitioned} copied; nothing was swapped"
-                )
             # The triggers again, without the mirror (it goes with the plain table).
             shape = _shape(cursor, table)
             cursor.execute(f"DROP TABLE {table}")

@@ -265,3 +265,19 @@ def test_the_command_run_again_changes_nothing(postgres_only, db, capsys):
         f"{HISTORY}: every year up to {last} has its partition ({HISTORY}_future holds the "
         "later dates)\n"
     )
+
+
+def test_a_copy_that_lost_a_row_is_not_swapped(plain_tables, organization, total_ar):
+    made = [add(total_ar, organization, date(2025, month, 1), month) for month in (1, 2, 3)]
+    check_constraints_now()
+
+    def lose_a_row(copied: int):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {VALUES}_partitioned WHERE uid = %s", [made[0].uid])
+
+    with pytest.raises(RuntimeError, match=f"{VALUES}: 3 rows, 2 copied; nothing was swapped"):
+        partition_table(
+            connection, VALUES, first_year=2024, last_year=2026, batch_size=3, report=lose_a_row
+        )
+    assert not is_partitioned(connection.cursor(), VALUES)
+    assert [row[0] for row in rows(VALUES, "uid")] == [value.uid for value in made]
