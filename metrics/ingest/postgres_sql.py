@@ -286,14 +286,14 @@ def on_conflict_statement(on_conflict: str) -> str:
             "t.uid",
         ),
     )
-    # A created row has the staged uid, an updated one keeps its own: the system column
-    # ``xmax`` that would tell them apart cannot be returned from a partitioned table.
+    # A created row has its staged (new) uid, an updated one keeps its own: the system
+    # column ``xmax`` that would tell them apart cannot be returned from a partitioned table.
     return f"""
 WITH {_checked_cte()}, written_rows AS (
     {written}
 ), written AS (
-    SELECT w.*, EXISTS (SELECT 1 FROM checked c WHERE c.uid = w.uid) AS created
-    FROM written_rows w
+    SELECT w.*, c.uid IS NOT NULL AS created
+    FROM written_rows w LEFT JOIN checked c ON c.uid = w.uid
 )
 {_PROBLEMS}
 UNION ALL
