@@ -45,9 +45,11 @@ def triggers(sql: str) -> None:
 
 
 def history_sql() -> tuple[str, str]:
-    """(create, drop) of the triggers, as the migration has them."""
+    """(create, drop) of the triggers, as the migrations have them (0008 finds a value's
+    versions by date, in its partition)."""
     migration = importlib.import_module("metrics.migrations.0004_value_history_triggers")
-    return migration.POSTGRESQL, migration.POSTGRESQL_DROP
+    by_date = importlib.import_module("metrics.migrations.0008_value_history_triggers_by_date")
+    return migration.POSTGRESQL + by_date._functions(True), migration.POSTGRESQL_DROP
 
 
 def empty_tables() -> None:

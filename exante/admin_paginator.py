@@ -49,15 +49,22 @@ class LargeTablePaginator(Paginator):
 
     @staticmethod
     def _estimated_rows(queryset: QuerySet) -> int | None:
-        """The planner's row estimate for the queryset's table; None off PostgreSQL or
-        when the table has never been analysed (reltuples is -1 then, PostgreSQL 14+)."""
+        """The planner's row estimate for the queryset's table, the sum of its partitions'
+        if it is partitioned (autovacuum analyses partitions, never their parent); None off
+        PostgreSQL or when no part was ever analysed (reltuples is -1 then, PostgreSQL 14+).
+        """
         connection = connections[queryset.db]
         if connection.vendor != "postgresql":
             return None
         table = connection.ops.quote_name(queryset.model._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+            cursor.execute(
+                "SELECT sum(c.reltuples) FILTER (WHERE c.reltuples >= 0) "
+                "FROM pg_partition_tree(%s::regclass) t JOIN pg_class c ON c.oid = t.relid "
+                "WHERE t.isleaf",
+                [table],
+            )
             row = cursor.fetchone()
-        if row is None or row[0] is None or row[0] < 0:
+        if row is None or row[0] is None:
             return None
         return int(row[0])

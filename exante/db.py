@@ -1,5 +1,6 @@
 """Database helpers that differ between PostgreSQL and SQLite."""
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -13,19 +14,26 @@ def is_postgresql() -> bool:
 def violated_constraint(exc: IntegrityError, model: type[models.Model]) -> str | None:
     """The name of the unique constraint of ``model`` that ``exc`` reports, if any.
 
-    PostgreSQL names the constraint in the diagnostics; SQLite only lists the columns
-    ("UNIQUE constraint failed: t.a, t.b"), so those are matched against the model's
-    constraints.
+    PostgreSQL names the constraint in the diagnostics. On a partitioned table it names
+    the partition's own index (``<table>_<partition>`` is the table), so the key columns
+    of its message lead back to the constraint, as SQLite's message does ("UNIQUE
+    constraint failed: t.a, t.b").
     """
     cause = exc.__cause__
     diag = getattr(cause, "diag", None)
     if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name
-    text = str(exc)
-    prefix = "UNIQUE constraint failed: "
-    if not text.startswith(prefix):
-        return None
-    columns = {part.strip().split(".")[-1] for part in text[len(prefix) :].split(",")}
+        if not (diag.table_name or "").startswith(f"{model._meta.db_table}_"):
+            return diag.constraint_name
+        key = re.match(r"Key \(([^)]*)\)=", diag.message_detail or "")
+        if key is None:
+            return None
+        columns = {part.strip().strip('"') for part in key.group(1).split(",")}
+    else:
+        text = str(exc)
+        prefix = "UNIQUE constraint failed: "
+        if not text.startswith(prefix):
+            return None
+        columns = {part.strip().split(".")[-1] for part in text[len(prefix) :].split(",")}
     meta = model._meta
     for constraint in meta.constraints:
         if isinstance(constraint, models.UniqueConstraint) and constraint.fields:

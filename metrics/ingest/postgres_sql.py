@@ -283,12 +283,17 @@ def on_conflict_statement(on_conflict: str) -> str:
             "t.metric_id",
             "t.time_unit",
             "t.metric_date",
-            "(t.xmax = 0) AS created",
+            "t.uid",
         ),
     )
+    # A created row has its staged (new) uid, an updated one keeps its own: the system
+    # column ``xmax`` that would tell them apart cannot be returned from a partitioned table.
     return f"""
-WITH {_checked_cte()}, written AS (
+WITH {_checked_cte()}, written_rows AS (
     {written}
+), written AS (
+    SELECT w.*, c.uid IS NOT NULL AS created
+    FROM written_rows w LEFT JOIN checked c ON c.uid = w.uid
 )
 {_PROBLEMS}
 UNION ALL
