@@ -10,6 +10,9 @@ creates, divided by the difference, so start-up and the first requests cancel ou
 
     .venv/bin/python bench/create_instructions.py --database exante_instr_bench
 
+``--keyed`` adds the API with a unique ``Idempotency-Key`` per create, against the API
+without one (docs/idempotency.md).
+
 Needs PostgreSQL (``DATABASE_URL``-style server at ``--server``) and ``valgrind``.
 """
 
@@ -50,6 +53,8 @@ def create(day):
         "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
         "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
         "HTTP_AUTHORIZATION": "Bearer " + token, "HTTP_HOST": "127.0.0.1"}
+    if os.environ.get("BENCH_KEYED"):
+        environ["HTTP_IDEMPOTENCY_KEY"] = f"bench-{os.environ['BENCH_CREATES']}-{day}"
     status = []
     b"".join(application(environ, lambda s, h: status.append(s)))
     assert status[0].startswith("201"), status
@@ -91,6 +96,9 @@ def main() -> None:
     parser.add_argument("--database", default="exante_instr_bench")
     parser.add_argument("--few", type=int, default=20)
     parser.add_argument("--many", type=int, default=120)
+    parser.add_argument(
+        "--keyed", action="store_true", help="also the API with an Idempotency-Key per create"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
@@ -116,14 +124,19 @@ def main() -> None:
         "floor": ("bench.floor_settings", "/floor/values/ORGANIZATION/{org}"),
         "api": ("exante.settings.base", "/api/metrics/values/ORGANIZATION/{org}"),
     }
+    if args.keyed:
+        sides["api+key"] = sides["api"]
     per_request = {}
     for name, (settings, path) in sides.items():
-        instructions(settings, path, 0, env, counted=False)
-        few = instructions(settings, path, args.few, env)
-        many = instructions(settings, path, args.many, env)
+        side_env = {**env, "BENCH_KEYED": "1"} if name == "api+key" else env
+        instructions(settings, path, 0, side_env, counted=False)
+        few = instructions(settings, path, args.few, side_env)
+        many = instructions(settings, path, args.many, side_env)
         per_request[name] = (many - few) / (args.many - args.few)
         print(f"{name:6s} {per_request[name] / 1e6:6.2f} M instructions per create")
     print(f"api/floor {per_request['api'] / per_request['floor']:.2f}× the floor's instructions")
+    if args.keyed:
+        print(f"api+key/api {per_request['api+key'] / per_request['api']:.2f}× without a key")
 
 
 if __name__ == "__main__":

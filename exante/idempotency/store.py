@@ -50,8 +50,7 @@ def lock_id(user_uid: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _claim_sql(vendor: str) -> str:
-    connection = connections[router.db_for_write(IdempotencyKey)]
+def _claim_sql(connection) -> str:
     quote = connection.ops.quote_name
     table = quote(IdempotencyKey._meta.db_table)
     columns = ", ".join(quote(column) for column in _CLAIM_COLUMNS)
@@ -60,7 +59,7 @@ def _claim_sql(vendor: str) -> str:
         f"{quote(column)} = EXCLUDED.{quote(column)}" for column in _RENEWED_COLUMNS
     )
     renewed += f", {quote('status_code')} = NULL, {quote('body')} = NULL"
-    if vendor == "postgresql":
+    if connection.vendor == "postgresql":
         # The lock is taken before the row is written; when another request holds it, no
         # row is written and nothing waits. Holding it, the request may not sit idle in
         # its transaction for longer than the lock time (a stuck worker frees the key).
@@ -109,7 +108,7 @@ def claim(
         params += [lock_id(user_uid, key), f"{settings.IDEMPOTENCY_LOCK_SECONDS}s"]
     params.append(fields["expires_at"].get_db_prep_save(now, connection))
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor), params)
+        cursor.execute(_claim_sql(connection), params)
         if cursor.rowcount == 1:
             return None
     found = IdempotencyKey.objects.filter(user_uid=user_uid, key=key).order_by().first()
@@ -127,13 +126,13 @@ def complete(
     user_uid = IdempotencyKey._meta.get_field("user_uid").get_db_prep_save(user_uid, connection)
     with connection.cursor() as cursor:
         cursor.execute(
-            _complete_sql(connection.vendor), [status_code, body, location, etag, user_uid, key]
+            _complete_sql(connection), [status_code, body, location, etag, user_uid, key]
         )
 
 
-def _complete_sql(vendor: str) -> str:
+def _complete_sql(connection) -> str:
     """The answer's UPDATE."""
-    quote = _connection().ops.quote_name
+    quote = connection.ops.quote_name
     assignments = ", ".join(
         f"{quote(column)} = %s" for column in ("status_code", "body", "location", "etag")
     )

@@ -7,11 +7,12 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
 from entities.models import ApiKey, Invitation, Membership, Organization
 from exante.idempotency import store
@@ -275,6 +276,18 @@ def test_a_failure_after_the_write_keeps_neither_the_write_nor_an_answer(
     assert IdempotencyKey.objects.get().status_code == 201
 
 
+def test_a_database_outage_while_claiming_is_503_and_runs_nothing(
+    editor_client, organization, total_ar
+):
+    outage = OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+    with mock.patch("exante.idempotency.store.claim", side_effect=outage):
+        response = send(editor_client, "POST", values_path(organization), VALUE)
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert not MetricValue.objects.exists()
+    assert not IdempotencyKey.objects.exists()
+
+
 # --- Whose key, for how long ----------------------------------------------------------------
 
 
@@ -347,6 +360,27 @@ def test_without_the_header_a_write_costs_no_query_more(editor_client, organizat
         response = send(editor_client, "POST", values_path(organization), VALUE, key=None)
     assert response.status_code == 201
     assert len(queries) == 1
+
+
+def test_a_keyed_create_costs_four_statements_more(
+    editor_client, organization, total_ar, django_assert_num_queries
+):
+    """The transaction's BEGIN, the claim, the create's one statement, the answer and the
+    COMMIT: the token is verified once, and no user is loaded."""
+    with django_assert_num_queries(5):
+        response = send(editor_client, "POST", values_path(organization), VALUE)
+    assert response.status_code == 201
+    assert IdempotencyKey.objects.get().status_code == 201
+
+
+def test_a_keyed_write_verifies_its_token_once(editor_client, organization, total_ar):
+    """The middleware names the caller from the token before the view; the view reuses
+    that verification instead of checking the signature again."""
+    verified = AccessToken.verify
+    with mock.patch.object(AccessToken, "verify", autospec=True, side_effect=verified) as verify:
+        response = send(editor_client, "POST", values_path(organization), VALUE)
+    assert response.status_code == 201
+    assert verify.call_count == 1
 
 
 # --- Every endpoint family -------------------------------------------------------------------
