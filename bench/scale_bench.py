@@ -274,11 +274,14 @@ def grow(target: int, orgs: list, definitions, user, today) -> int:
 
 
 def relation_size(model) -> str:
+    """The table's size with its indexes: a partitioned table's is its partitions' sum."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_size_pretty(pg_total_relation_size(%s::regclass))", [model._meta.db_table]
+            "SELECT pg_size_pretty(COALESCE((SELECT sum(pg_total_relation_size(relid)) "
+            "FROM pg_partition_tree(%(t)s::regclass)), pg_total_relation_size(%(t)s::regclass)))",
+            {"t": model._meta.db_table},
         )
         return cursor.fetchone()[0]
 
