@@ -86,12 +86,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "exante.api.middleware.DatabaseUnavailableMiddleware",
     # Sessions, Django's authentication and messages serve the admin only; /api/ requests
-    # pass them by (exante/site_middleware.py).
-    "exante.site_middleware.SessionMiddleware",
+    # pass them by (exante/api/site_middleware.py).
+    "exante.api.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "exante.site_middleware.AuthenticationMiddleware",
-    "exante.site_middleware.MessageMiddleware",
+    "exante.api.site_middleware.AuthenticationMiddleware",
+    "exante.api.site_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Whether a request's reads may go to the replica; pins the user of a write after it.
     "exante.db_router.ReadReplicaMiddleware",

@@ -1,14 +1,14 @@
 """Django's browser middleware, passed by for API requests.
 
-Its own module: the logging configuration imports ``exante.api.middleware`` before the
-apps are ready, and these classes import the auth, sessions and messages apps.
+Not in ``middleware``: the logging configuration imports that module before the apps are
+ready, and these classes import the auth, sessions and messages apps.
 """
 
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
 
-from exante.api.middleware import API_PREFIX
+from .middleware import API_PREFIX
 
 
 class SiteOnlyMixin:
