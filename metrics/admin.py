@@ -239,6 +239,8 @@ class MetricValueChangeList(ChangeList):
 
 
 IMMUTABLE_VALUE_FIELDS = ("metric", "context_type", "entity_uid", "time_unit", "metric_date")
+#: Shown on a stored value, never edited.
+_PROVENANCE_FIELDS = ("metadata_pretty", "batch_id", "uid", "version", "created_at", "updated_at")
 
 
 @admin.register(MetricValue)
@@ -492,19 +494,7 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
             (None, {"fields": ("metric", "context_type", "entity_uid", "entity")}),
             ("Period", {"fields": ("time_unit", "metric_date")}),
             ("Value", {"fields": ("value", "value_shown_as", "timezone", "reason")}),
-            (
-                "Provenance",
-                {
-                    "fields": (
-                        "metadata_pretty",
-                        "batch_id",
-                        "uid",
-                        "version",
-                        "created_at",
-                        "updated_at",
-                    )
-                },
-            ),
+            ("Provenance", {"fields": _PROVENANCE_FIELDS}),
             ("History", {"fields": ("history", "chart")}),
         ]
 
@@ -515,12 +505,7 @@ class MetricValueAdmin(DomainErrorAdminMixin, admin.ModelAdmin):
             *IMMUTABLE_VALUE_FIELDS,
             "entity",
             "value_shown_as",
-            "metadata_pretty",
-            "batch_id",
-            "uid",
-            "version",
-            "created_at",
-            "updated_at",
+            *_PROVENANCE_FIELDS,
             "history",
             "chart",
         )

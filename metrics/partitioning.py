@@ -48,6 +48,11 @@ def _year_bounds(year: int) -> str:
     return f"FROM ('{year}-01-01') TO ('{year + 1}-01-01')"
 
 
+def _future_bounds(first_year: int) -> str:
+    """The open-ended tail's bounds; ``_TAIL_BOUND`` reads its first year back."""
+    return f"FROM ('{first_year}-01-01') TO (MAXVALUE)"
+
+
 def is_partitioned(cursor, table: str) -> bool:
     cursor.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(%s)", [table])
     row = cursor.fetchone()
@@ -142,7 +147,7 @@ def _create_partitions(table: str, parent: str, first_year: int, last_year: int)
     ]
     statements.append(
         f"CREATE TABLE {future_partition(table)} PARTITION OF {parent} "
-        f"FOR VALUES FROM ('{last_year + 1}-01-01') TO (MAXVALUE)"
+        f"FOR VALUES {_future_bounds(last_year + 1)}"
     )
     return statements
 
@@ -357,7 +362,7 @@ def ensure_year_partitions(connection, table: str, *, last_year: int) -> list[st
                 made.append(name)
             cursor.execute(
                 f"CREATE TABLE {tail} PARTITION OF {table} "
-                f"FOR VALUES FROM ('{last_year + 1}-01-01') TO (MAXVALUE)"
+                f"FOR VALUES {_future_bounds(last_year + 1)}"
             )
             for year in range(start, last_year + 1):
                 cursor.execute(
