@@ -36,7 +36,11 @@ PRIMARY = "postgres://app@db.internal:6432/exante"
 
 def test_behind_pgbouncer_no_session_state_is_asked_of_the_server(tmp_path):
     default = databases(tmp_path, DATABASE_URL=PRIMARY, DB_PGBOUNCER="true")["default"]
-    assert default["OPTIONS"] == {"connect_timeout": 5, "prepare_threshold": None}
+    assert default["OPTIONS"] == {
+        "connect_timeout": 5,
+        "server_side_binding": True,
+        "prepare_threshold": None,
+    }
     assert default["DISABLE_SERVER_SIDE_CURSORS"] is True
 
 
@@ -44,6 +48,8 @@ def test_without_pgbouncer_the_timeouts_travel_with_the_connection(tmp_path):
     default = databases(tmp_path, DATABASE_URL=PRIMARY)["default"]
     assert default["OPTIONS"] == {
         "connect_timeout": 5,
+        "server_side_binding": True,
+        "prepare_threshold": 5,
         "options": "-c statement_timeout=30000 -c lock_timeout=0",
     }
     assert default["DISABLE_SERVER_SIDE_CURSORS"] is False
@@ -68,3 +74,8 @@ def test_a_replica_url_adds_the_replica_alias_with_the_primarys_options(tmp_path
 
 def test_without_a_replica_url_there_is_one_database(tmp_path):
     assert set(databases(tmp_path, DATABASE_URL=PRIMARY)) == {"default"}
+
+
+def test_prepared_statements_can_be_turned_off(tmp_path):
+    default = databases(tmp_path, DATABASE_URL=PRIMARY, DB_PREPARE_THRESHOLD="0")["default"]
+    assert default["OPTIONS"]["prepare_threshold"] is None
