@@ -4,7 +4,9 @@
   its own query, for every role, key, scope and context;
 - a create is one statement with a JWT (the key lookup and one with an API key);
 - the order of answers (404, 400, 403, 409) holds although the body is read before
-  the entity, and a definition changed behind the ORM's back is seen by the next request.
+  the entity, and a definition changed behind the ORM's back is seen by the next request;
+- on PostgreSQL the create's statement is prepared on the connection, and its plan holds
+  no answer: a definition deactivated or a role lost refuses the next create.
 """
 
 import json
@@ -258,3 +260,27 @@ def test_location_is_the_value_path(editor_client, organization, total_ar):
     response = editor_client.post(url("ORGANIZATION", organization.uid), body(total_ar))
     uid = response.json()["data"]["uid"]
     assert response["Location"] == f"http://testserver{reverse('metric-value-detail', args=[uid])}"
+
+
+def test_the_prepared_create_statement_still_decides_on_the_rows_of_the_moment(
+    postgres_only, editor, editor_client, organization
+):
+    definition = MetricDefinition.objects.create(uid="dso", name="DSO", value_type="days")
+    path = url("ORGANIZATION", organization.uid)
+    for day in range(1, 7):
+        response = editor_client.post(path, body(definition, metric_date=f"2026-03-0{day}"))
+        assert response.status_code == 201, response.content
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements "
+            "WHERE statement LIKE 'INSERT INTO \"metrics_metricvalue\"%%'"
+        )
+        assert cursor.fetchone() == (1,)
+    # A prepared plan holds no answer: deactivation and a lost role refuse the next create.
+    MetricDefinition.objects.filter(pk=definition.pk).update(is_active=False)
+    refused = editor_client.post(path, body(definition, metric_date="2026-03-07"))
+    assert refused.status_code == 400
+    assert list(refused.json()["errors"]) == ["metric_uid"]
+    MetricDefinition.objects.filter(pk=definition.pk).update(is_active=True)
+    editor.memberships.update(role=Role.VIEWER)
+    assert editor_client.post(path, body(definition, metric_date="2026-03-08")).status_code == 403
