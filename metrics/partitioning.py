@@ -18,6 +18,7 @@ they keep whatever columns, constraints, indexes and triggers the table has.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from django.db import transaction
 
@@ -28,6 +29,12 @@ FIRST_YEAR = 2000
 YEARS_AHEAD = 2
 #: Rows copied per transaction when a filled table is partitioned.
 COPY_BATCH = 10_000
+
+
+def last_prepared_year(years_ahead: int = YEARS_AHEAD) -> int:
+    """The last year with a partition of its own: the current one plus ``years_ahead``."""
+    return date.today().year + years_ahead  # noqa: DTZ011 - a year, not an instant
+
 
 _TAIL_BOUND = re.compile(r"FROM \('(\d{4})-01-01'\) TO \(MAXVALUE\)")
 

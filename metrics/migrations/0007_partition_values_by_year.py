@@ -12,11 +12,9 @@ Nothing is undone on the way back: a partitioned table serves the older migratio
 running this one again skips a table that is partitioned already.
 """
 
-from datetime import date
-
 from django.db import migrations
 
-from metrics.partitioning import FIRST_YEAR, YEARS_AHEAD, partition_table
+from metrics.partitioning import FIRST_YEAR, last_prepared_year, partition_table
 
 TABLES = ("metrics_metricvaluehistory", "metrics_metricvalue")
 
@@ -25,9 +23,8 @@ def partition(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return
-    last_year = date.today().year + YEARS_AHEAD  # noqa: DTZ011 - a year, not an instant
     for table in TABLES:
-        partition_table(connection, table, first_year=FIRST_YEAR, last_year=last_year)
+        partition_table(connection, table, first_year=FIRST_YEAR, last_year=last_prepared_year())
 
 
 class Migration(migrations.Migration):

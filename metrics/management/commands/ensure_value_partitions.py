@@ -1,13 +1,16 @@
 """``manage.py ensure_value_partitions``: the coming years' partitions of the values and
 history tables, for cron."""
 
-from datetime import date
-
 from django.core.management.base import CommandError
 from django.db import connection
 
 from metrics.models import MetricValue, MetricValueHistory
-from metrics.partitioning import YEARS_AHEAD, ensure_year_partitions, future_partition
+from metrics.partitioning import (
+    YEARS_AHEAD,
+    ensure_year_partitions,
+    future_partition,
+    last_prepared_year,
+)
 
 from ._shared import OperatorCommand
 
@@ -45,7 +48,7 @@ class Command(OperatorCommand):
         if connection.vendor != "postgresql":
             self.stdout.write("The tables are partitioned on PostgreSQL only: nothing to do.")
             return
-        last_year = date.today().year + years_ahead  # noqa: DTZ011 - a year, not an instant
+        last_year = last_prepared_year(years_ahead)
         for table in TABLES:
             try:
                 made = ensure_year_partitions(connection, table, last_year=last_year)
